@@ -1,0 +1,213 @@
+"""Polygons as GeoArrow-style ragged arrays, the form in which geometry enters the kernels.
+
+Every input (shapely geometries, a GeoDataFrame, WKB from pyogrio) becomes a
+:class:`RaggedPolygons` in the MultiPolygon layout: a Polygon is a MultiPolygon of one part,
+so one kernel path serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from fastraster import _kernels as K
+
+_WKB_ERRORS = {
+    K.WKB_UNSUPPORTED_TYPE: "is not a Polygon or MultiPolygon",
+    K.WKB_TRUNCATED: "has truncated WKB",
+}
+
+
+@dataclass(frozen=True)
+class RaggedPolygons:
+    """Polygons in the GeoArrow MultiPolygon layout.
+
+    Attributes
+    ----------
+    x, y : float64 arrays
+        Vertex coordinates (CRS units); Z and M values are dropped.
+    ring_offsets : int64 array
+        ``x[ring_offsets[k]:ring_offsets[k + 1]]`` are the vertices of ring ``k``.
+    part_offsets : int64 array
+        Rings of part (polygon) ``p``; the first is the exterior, the rest holes.
+    geom_offsets : int64 array
+        Parts of geometry ``g``. A null or empty geometry has no parts.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ring_offsets: np.ndarray
+    part_offsets: np.ndarray
+    geom_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return self.geom_offsets.shape[0] - 1
+
+    @property
+    def arrays(self) -> tuple:
+        """The five arrays in kernel argument order."""
+        return (self.x, self.y, self.ring_offsets, self.part_offsets, self.geom_offsets)
+
+    @classmethod
+    def empty(cls) -> RaggedPolygons:
+        z = np.zeros(1, np.int64)
+        return cls(np.empty(0), np.empty(0), z, z.copy(), z.copy())
+
+    @classmethod
+    def from_shapely(cls, geoms) -> RaggedPolygons:
+        """Build from an array of shapely Polygons/MultiPolygons (None and empty allowed).
+
+        Raises
+        ------
+        ValueError
+            If any geometry is of another type.
+        """
+        geoms = np.asarray(geoms, dtype=object).ravel()
+        if geoms.size == 0:
+            return cls.empty()
+        types = shapely.get_type_id(geoms)
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        bad = ~missing & (types != shapely.GeometryType.POLYGON) & (
+            types != shapely.GeometryType.MULTIPOLYGON)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"geometry {i} is a {shapely.get_type_id(geoms[i]) and geoms[i].geom_type}, "
+                "not a Polygon or MultiPolygon")
+        if missing.any():
+            geoms = geoms.copy()
+            geoms[missing] = shapely.MultiPolygon()
+        kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=False)
+        x = np.ascontiguousarray(coords[:, 0], dtype=np.float64)
+        y = np.ascontiguousarray(coords[:, 1], dtype=np.float64)
+        if kind == shapely.GeometryType.POLYGON:
+            ring_offsets, part_offsets = offsets
+            geom_offsets = np.arange(len(geoms) + 1, dtype=np.int64)
+        else:
+            ring_offsets, part_offsets, geom_offsets = offsets
+        return cls(x, y, np.asarray(ring_offsets, np.int64), np.asarray(part_offsets, np.int64),
+                   np.asarray(geom_offsets, np.int64))
+
+    @classmethod
+    def from_wkb(cls, data: np.ndarray, offsets: np.ndarray, valid: np.ndarray | None = None,
+                 ) -> tuple[RaggedPolygons, np.ndarray]:
+        """Decode concatenated WKB (an Arrow binary array's buffers) without shapely.
+
+        Parameters
+        ----------
+        data : uint8 array
+            Concatenated WKB bytes.
+        offsets : int array (n + 1)
+            Start of each geometry's bytes in ``data``.
+        valid : bool array (n), optional
+            False for null entries.
+
+        Returns
+        -------
+        polygons : RaggedPolygons
+        status : int8 array (n)
+            ``_kernels.WKB_OK`` or the reason a geometry became empty (see
+            :func:`wkb_problems`).
+        """
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        n = offsets.shape[0] - 1
+        if valid is None:
+            valid = np.ones(n, dtype=np.bool_)
+        data = np.ascontiguousarray(data, dtype=np.uint8)
+        counts = np.zeros((n, 3), np.int64)
+        status = np.zeros(n, np.int8)
+        dummy_f = np.empty(0)
+        dummy_i = np.empty(0, np.int64)
+        K.wkb_decode(data, offsets, valid, False, counts, status, dummy_f, dummy_f,
+                     dummy_i, dummy_i, dummy_i)
+        ok = status == K.WKB_OK
+        n_parts, n_rings, n_coords = (counts[ok].sum(axis=0) if n else (0, 0, 0))
+        x = np.empty(n_coords)
+        y = np.empty(n_coords)
+        ring_offsets = np.empty(n_rings + 1, np.int64)
+        part_offsets = np.empty(n_parts + 1, np.int64)
+        geom_offsets = np.empty(n + 1, np.int64)
+        K.wkb_decode(data, offsets, valid, True, counts, status, x, y, ring_offsets,
+                     part_offsets, geom_offsets)
+        return cls(x, y, ring_offsets, part_offsets, geom_offsets), status
+
+    def to_shapely(self) -> np.ndarray:
+        """The geometries as an array of shapely MultiPolygons (empty ones for no parts)."""
+        if len(self) == 0:
+            return np.empty(0, dtype=object)
+        coords = np.column_stack([self.x, self.y])
+        return shapely.from_ragged_array(
+            shapely.GeometryType.MULTIPOLYGON, coords,
+            (self.ring_offsets, self.part_offsets, self.geom_offsets))
+
+    def take(self, index) -> RaggedPolygons:
+        """The geometries selected by a boolean mask or integer index, in that order."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        if index.size == len(self) and np.array_equal(index, np.arange(len(self))):
+            return self
+        return RaggedPolygons.from_shapely(self.to_shapely()[index])
+
+    def replace(self, index, geoms) -> RaggedPolygons:
+        """A copy with the geometries at ``index`` replaced by shapely ``geoms``."""
+        all_geoms = self.to_shapely()
+        all_geoms[np.asarray(index)] = geoms
+        return RaggedPolygons.from_shapely(all_geoms)
+
+
+def wkb_problems(status: np.ndarray) -> list[str]:
+    """Human-readable problems for a :meth:`RaggedPolygons.from_wkb` status array."""
+    out = []
+    for code, what in _WKB_ERRORS.items():
+        idx = np.flatnonzero(status == code)
+        if idx.size:
+            shown = ", ".join(str(i) for i in idx[:5]) + (" ..." if idx.size > 5 else "")
+            out.append(f"{idx.size} feature(s) ({shown}) {what}")
+    return out
+
+
+def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedPolygons, int]:
+    """Check geometry validity (GEOS rules); repair or refuse invalid polygons.
+
+    The kernels measure a polygon as the signed sum of its rings, which is exact for valid
+    polygons but not for self-intersecting rings or overlapping parts. So:
+
+    * ``mode="repair"``: invalid geometries are replaced by
+      ``shapely.make_valid(g, method="structure")`` (the polygonal area GEOS assigns them,
+      overlapping parts unioned) and then measured exactly;
+    * ``mode="error"``: raise ``ValueError`` naming the first invalid feature;
+    * ``mode="none"``: trust the input (fastest; invalid input is then mis-measured).
+
+    Returns the polygons and the number of repaired geometries.
+    """
+    if mode == "none" or len(polys) == 0:
+        return polys, 0
+    if mode not in ("repair", "error"):
+        raise ValueError(f"validate must be 'repair', 'error' or 'none', not {mode!r}")
+    geoms = polys.to_shapely()
+    invalid = ~shapely.is_valid(geoms)
+    n_bad = int(invalid.sum())
+    if n_bad == 0:
+        return polys, 0
+    idx = np.flatnonzero(invalid)
+    if mode == "error":
+        reason = shapely.is_valid_reason(geoms[idx[0]])
+        raise ValueError(f"{n_bad} invalid polygon(s); first is feature {idx[0]}: {reason}")
+    fixed = shapely.make_valid(geoms[idx], method="structure", keep_collapsed=False)
+    # make_valid may return collections (e.g. with slivers collapsed to lines): keep the area.
+    fixed = np.array([_polygonal_part(g) for g in fixed], dtype=object)
+    return polys.replace(idx, fixed), n_bad
+
+
+def _polygonal_part(g):
+    if g is None or g.is_empty:
+        return shapely.MultiPolygon()
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return shapely.MultiPolygon()
+    return shapely.union_all(parts)
