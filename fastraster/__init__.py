@@ -1,0 +1,21 @@
+"""fastraster: exact, fast per-pixel statistics of staged vector tiles.
+
+The public API (see README):
+
+* :func:`rasterize_tile` - one tile, to a float64 array (bands, height, width);
+* :func:`rasterize_dir` - a staged tree to GeoTIFFs, in parallel;
+* :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
+"""
+
+from fastraster.compute import compute_stats
+from fastraster.geometry import RaggedPolygons
+from fastraster.grid import TileGrid
+from fastraster.pipeline import Report, rasterize_dir
+from fastraster.rasterize import rasterize_tile
+from fastraster.stats import DEFAULT_STATS, Stat
+from fastraster.tiler import RasterTiler, Tile
+
+__version__ = "0.1.0"
+
+__all__ = ["DEFAULT_STATS", "RaggedPolygons", "RasterTiler", "Report", "Stat", "Tile",
+           "TileGrid", "compute_stats", "rasterize_dir", "rasterize_tile"]

@@ -72,10 +72,12 @@ class TileGrid:
     @cached_property
     def transform(self):
         """The rasterio ``Affine`` of the tile (north-up)."""
-        from rasterio.transform import from_bounds
+        from affine import Affine
 
-        return from_bounds(self.left, self.bottom, self.right, self.top, self.width,
-                           self.height)
+        # The same arithmetic as rasterio.transform.from_bounds (without its deprecated
+        # Affine product), so pixel edges match other rasterio-made grids bit for bit.
+        return Affine((self.right - self.left) / self.width, 0.0, self.left,
+                      0.0, (self.bottom - self.top) / self.height, self.top)
 
     @cached_property
     def col_edges(self) -> np.ndarray:

@@ -1,0 +1,198 @@
+"""Reading staged GeoPackages and writing GeoTIFFs (atomically)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from fastraster.geometry import RaggedPolygons, wkb_problems
+from fastraster.grid import TileGrid
+
+#: PDG staging columns (viz-staging's defaults).
+CENTROID_COLUMNS = ("staging_centroid_x", "staging_centroid_y")
+DUPLICATED_COLUMN = "staging_duplicated"
+
+
+class InputError(ValueError):
+    """A staged file cannot be rasterized; the message names the file and the problem."""
+
+
+@dataclass
+class TileData:
+    """What one staged file holds, ready for the kernels."""
+
+    polygons: RaggedPolygons
+    centroids: tuple | None
+    attributes: dict
+    duplicated: np.ndarray | None
+    crs: str | None
+    bytes_read: int = 0
+
+
+def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
+                duplicated_column=DUPLICATED_COLUMN) -> TileData:
+    """Read the polygons and the columns the statistics need from one vector file.
+
+    Uses ``pyogrio.raw.read_arrow`` (only the needed columns) and decodes the WKB straight
+    into ragged arrays with a numba kernel, without building shapely objects.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be opened or holds geometries other than (Multi)Polygons.
+    """
+    import pyogrio.raw
+
+    path = os.fspath(path)
+    wanted = [c for c in (*centroid_columns, duplicated_column, *attributes) if c]
+    try:
+        meta, table = pyogrio.raw.read_arrow(path, columns=wanted)
+    except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+    geom_name = meta.get("geometry_name") or "wkb_geometry"
+    if geom_name not in table.column_names:
+        raise InputError(f"{path}: has no geometry column")
+    data, offsets, valid = _wkb_buffers(table[geom_name])
+    polys, status = RaggedPolygons.from_wkb(data, offsets, valid)
+    problems = wkb_problems(status)
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems))
+    names = table.column_names
+    centroids = None
+    if centroid_columns and all(c in names for c in centroid_columns):
+        centroids = tuple(_column(table, c, np.float64) for c in centroid_columns)
+    duplicated = None
+    if duplicated_column and duplicated_column in names:
+        duplicated = _column(table, duplicated_column, bool)
+    attrs = {}
+    for c in attributes:
+        if c not in names:
+            raise InputError(f"{path}: has no attribute column {c!r} (a statistic needs it)")
+        attrs[c] = _column(table, c, np.float64)
+    return TileData(polys, centroids, attrs, duplicated, meta.get("crs"),
+                    int(data.nbytes + offsets.nbytes))
+
+
+def _column(table, name, dtype):
+    col = table[name].combine_chunks() if hasattr(table[name], "combine_chunks") else table[name]
+    if dtype is bool:
+        return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _wkb_buffers(column):
+    """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, zero-copy."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    n = len(arr)
+    off_dtype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    validity, off_buf, data_buf = arr.buffers()[:3]
+    offsets = np.frombuffer(off_buf, dtype=off_dtype)[arr.offset:arr.offset + n + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+            else np.empty(0, np.uint8))
+    valid = (np.ones(n, bool) if validity is None or arr.null_count == 0
+             else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool))
+    return data, offsets.astype(np.int64), valid
+
+
+#: Spellings of WGS 84 longitude/latitude. EPSG:4326 and OGC:CRS84 differ only in axis
+#: order, which neither GeoPackage geometries nor our x = longitude arrays use.
+_WGS84_LONLAT = {("EPSG", "4326"), ("OGC", "CRS84")}
+
+
+@lru_cache(maxsize=64)
+def _crs_matches(file_crs: str, grid_crs: str) -> bool:
+    from rasterio.crs import CRS
+
+    a, b = CRS.from_user_input(file_crs), CRS.from_user_input(grid_crs)
+    return a == b or (a.to_authority() in _WGS84_LONLAT and b.to_authority() in _WGS84_LONLAT)
+
+
+def check_crs(path, file_crs, grid: TileGrid) -> None:
+    """Refuse a file whose CRS is not the tile matrix set's; warn if it has none.
+
+    A file without a CRS is assumed to be in the TMS CRS (staging writes them so), with a
+    warning, rather than refused.
+    """
+    if not file_crs:
+        warnings.warn(f"{path}: has no CRS; assuming the {grid.tms} CRS ({grid.crs})",
+                      stacklevel=3)
+        return
+    if not _crs_matches(file_crs, grid.crs):
+        raise InputError(f"{path}: CRS {_short(file_crs)} is not the {grid.tms} CRS "
+                         f"{grid.crs}; reproject (stage) it first")
+
+
+def _short(wkt: str) -> str:
+    return wkt if len(wkt) < 60 else wkt[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# GeoTIFF output
+# ---------------------------------------------------------------------------------------------
+
+
+def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, cog=False):
+    """The output profile (SPEC §3): deflate with floating-point predictor, internal tiles."""
+    from rasterio.crs import CRS
+
+    dtype = np.dtype(dtype).name
+    profile = {
+        "driver": "COG" if cog else "GTiff",
+        "dtype": dtype, "count": count, "height": grid.height, "width": grid.width,
+        "crs": CRS.from_user_input(grid.crs), "transform": grid.transform,
+        "compress": "deflate",
+        "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if cog:
+        profile["blocksize"] = min(512, grid.width)
+        profile.pop("predictor")
+        profile["predictor"] = "FLOATING_POINT" if np.dtype(dtype).kind == "f" else "YES"
+    elif grid.width % 16 == 0 and grid.height % 16 == 0:
+        profile.update(tiled=True, blockxsize=min(256, grid.width),
+                       blockysize=min(256, grid.height))
+    return profile
+
+
+def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="float32",
+                  nodata=None, cog=False) -> None:
+    """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
+
+    A reader (or a crashed run) never sees a half-written file under the final name.
+    """
+    import rasterio
+
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array.astype(profile["dtype"], copy=False))
+            dst.descriptions = tuple(names)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def band_summary(array: np.ndarray) -> dict:
+    """pdgraster's per-band summary values (min, max, mean, median, std, var, sum)."""
+    a = np.asarray(array, dtype=np.float64)
+    return {"min": float(np.nanmin(a)) if a.size else np.nan,
+            "max": float(np.nanmax(a)) if a.size else np.nan,
+            "mean": float(np.nanmean(a)), "median": float(np.nanmedian(a)),
+            "std": float(np.nanstd(a)), "var": float(np.nanvar(a)),
+            "sum": float(np.nansum(a))}

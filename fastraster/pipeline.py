@@ -1,0 +1,372 @@
+"""``rasterize_dir``: a staged tree to one GeoTIFF per tile, in parallel with joblib."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastraster.grid import QUAD_TMS, TileGrid
+from fastraster.io import InputError, band_summary, write_geotiff
+from fastraster.rasterize import rasterize_file
+from fastraster.stats import parse_stats
+
+SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
+                   "path", "tile", "z"]
+EVENT_COLUMNS = ["path", "tile", "status", "error", "seconds", "polygons", "output",
+                 "read_s", "compute_s", "write_s", "bytes_read"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding staged tiles
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One input file and the tile it stands for (``tile`` None if it could not be inferred)."""
+
+    path: str
+    tms: str | None
+    tile: tuple | None
+    problem: str | None = None
+
+
+_INT = re.compile(r"^\d+$")
+
+
+def parse_tile_path(path, tms=None, z=None) -> StagedFile:
+    """Infer TMS id and tile from ``.../<TMS>/<z>/<x>/<y>.<ext>``; explicit values win."""
+    p = os.path.normpath(os.fspath(path))
+    parts = p.split(os.sep)
+    stem = os.path.splitext(parts[-1])[0]
+    if len(parts) < 3 or not (_INT.match(stem) and _INT.match(parts[-2])
+                              and _INT.match(parts[-3])):
+        return StagedFile(p, tms, None, "cannot infer the tile from the path; expected "
+                          "<TMS>/<z>/<x>/<y> with integer z, x and y")
+    x, y, zz = int(parts[-2]), int(stem), int(parts[-3])
+    if z is not None:
+        zz = int(z)
+    if tms is None:
+        tms = parts[-4] if len(parts) >= 4 else None
+        if tms is None or not _is_tms(tms):
+            return StagedFile(p, None, None, f"cannot infer the tile matrix set from the path "
+                              f"(folder {tms!r} is not a TMS id); pass tms=")
+    return StagedFile(p, tms, (x, y, zz))
+
+
+def _is_tms(name: str) -> bool:
+    if name in QUAD_TMS:
+        return True
+    import morecantile
+
+    return name in morecantile.tms.list()
+
+
+def find_staged(staged_dir, tms=None, z=None, ext=".gpkg") -> list[StagedFile]:
+    """All files with ``ext`` below ``staged_dir``, sorted, with their tiles."""
+    staged_dir = os.fspath(staged_dir)
+    if not os.path.isdir(staged_dir):
+        raise FileNotFoundError(f"{staged_dir}: no such directory")
+    found = []
+    for root, dirs, files in os.walk(staged_dir):
+        dirs.sort()
+        for f in sorted(files):
+            if f.endswith(ext) and not f.startswith("."):
+                found.append(parse_tile_path(os.path.join(root, f), tms, z))
+    return found
+
+
+def output_path(out_dir, tms: str, tile, ext=".tif") -> str:
+    x, y, z = tile
+    return os.path.join(os.fspath(out_dir), tms, str(z), str(x), f"{y}{ext}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-file task (runs in workers)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    stats: tuple
+    tile_size: tuple
+    dtype: str
+    overwrite: bool
+    deduplicate: bool
+    validate: str
+    cog: bool
+
+
+def _limit_numba_threads():
+    # Workers already run in parallel; a numba thread pool per worker would oversubscribe.
+    import numba
+
+    if numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
+
+
+def _common_nodata(stats):
+    values = {s.nodata_val for s in stats}
+    return values.pop() if len(values) == 1 else None
+
+
+def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
+    """Rasterize one staged file to ``out_path``; never raises, returns a report record."""
+    t0 = time.perf_counter()
+    rec = {"path": job.path, "tile": job.tile, "status": "error", "error": None,
+           "seconds": 0.0, "polygons": None, "output": out_path, "summary": None}
+    try:
+        _limit_numba_threads()
+        if job.tile is None:
+            raise InputError(f"{job.path}: {job.problem}")
+        if not settings.overwrite and os.path.exists(out_path):
+            rec["status"] = "skipped"
+            return rec
+        grid = TileGrid.from_tile(job.tile, job.tms, settings.tile_size)
+        array, info = rasterize_file(job.path, grid, settings.stats,
+                                     deduplicate=settings.deduplicate,
+                                     validate=settings.validate)
+        t_w = time.perf_counter()
+        names = [s.name for s in settings.stats]
+        write_geotiff(out_path, array, grid, names, dtype=settings.dtype,
+                      nodata=_common_nodata(settings.stats), cog=settings.cog)
+        written = array.astype(settings.dtype, copy=False)
+        rec.update(status="ok", polygons=info["polygons"], read_s=info["read_s"],
+                   compute_s=info["compute_s"], write_s=time.perf_counter() - t_w,
+                   bytes_read=info["bytes_read"], repaired=info["repaired"],
+                   duplicates_dropped=info["duplicates_dropped"],
+                   bounds=[grid.left, grid.right, grid.bottom, grid.top],
+                   summary=[dict(stat=n, **band_summary(written[b]))
+                            for b, n in enumerate(names)])
+    except InputError as exc:
+        rec["error"] = str(exc)
+    except Exception as exc:  # a failing file must never stop the run
+        rec["error"] = f"{job.path}: {type(exc).__name__}: {exc}"
+        rec["traceback"] = traceback.format_exc()
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+def _run_batch(jobs, settings):
+    return [rasterize_one(job, out, settings) for job, out in jobs]
+
+
+#: One statistic per kernel path, for warm-up.
+_ALL_KERNEL_STATS = (
+    {"name": "a", "weight_by": "count", "property": "centroids_per_pixel"},
+    {"name": "b", "weight_by": "area", "property": "area_per_pixel_area"},
+    {"name": "c", "weight_by": "count", "property": "polygons_covering_center"},
+    {"name": "d", "weight_by": "count", "property": "polygons_touching"},
+    {"name": "e", "weight_by": "area", "property": "v", "aggregation_method": "max"},
+    {"name": "f", "weight_by": "area", "property": "v", "aggregation_method": "sum"},
+)
+
+
+def warm_up() -> None:
+    """Compile (or load from the numba cache) every kernel, in this process.
+
+    Called in the parent before dispatching so that the cache is populated once, not by each
+    worker racing to compile.
+    """
+    import shapely
+
+    from fastraster.compute import compute_stats
+    from fastraster.geometry import RaggedPolygons
+
+    grid = TileGrid.from_tile((0, 0, 0), "WGS1984Quad", 4)
+    poly = shapely.Polygon([(-170, 10), (-100, 10), (-100, 80), (-170, 80)])
+    polys = RaggedPolygons.from_shapely([poly])
+    compute_stats(polys, grid, _ALL_KERNEL_STATS, attributes={"v": np.ones(1)})
+    wkb = np.frombuffer(shapely.to_wkb(poly), np.uint8)
+    RaggedPolygons.from_wkb(wkb, np.array([0, wkb.size]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports and summaries
+# ---------------------------------------------------------------------------------------------
+
+
+class Report(list):
+    """One record (dict) per input file, in input order, plus totals.
+
+    Each record has ``path``, ``tile`` (x, y, z), ``status`` ("ok", "skipped" or "error"),
+    ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``.
+    """
+
+    wall_seconds: float = 0.0
+
+    def n(self, status: str) -> int:
+        """Number of records with this status."""
+        return sum(1 for r in self if r["status"] == status)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [r for r in self if r["status"] == "error"]
+
+    def summary_line(self) -> str:
+        ok, sk, err = self.n("ok"), self.n("skipped"), self.n("error")
+        rate = ok / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+        return (f"{len(self)} tiles: {ok} ok, {sk} skipped, {err} failed in "
+                f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
+
+
+def _fmt_tile(tile):
+    return "" if tile is None else f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
+
+
+def _atomic_csv(path, header, rows):
+    folder = os.path.dirname(os.fspath(path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def summary_rows(records) -> list[list]:
+    """pdgraster's ``rasters_summary.csv`` rows for the successful records."""
+    rows = []
+    for r in records:
+        if r["status"] != "ok" or not r.get("summary"):
+            continue
+        for band in r["summary"]:
+            rows.append([band["stat"], str(list(r["bounds"])), band["min"], band["max"],
+                         band["mean"], band["median"], band["std"], band["var"], band["sum"],
+                         r["output"], _fmt_tile(r["tile"]), r["tile"][2]])
+    return rows
+
+
+def write_summary(path, records) -> None:
+    """Write ``rasters_summary.csv``, keeping earlier rows of outputs not redone in this run."""
+    new = summary_rows(records)
+    redone = {row[9] for row in new}
+    kept = [row for row in _previous_rows(path, SUMMARY_COLUMNS) if row[9] not in redone]
+    _atomic_csv(path, SUMMARY_COLUMNS, kept + new)
+
+
+def _previous_rows(path, header) -> list[list]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        if next(reader, None) != header:
+            return []
+        return [row for row in reader if len(row) == len(header)]
+
+
+def write_events(path, records, append=False) -> None:
+    """Write ``rasterization_events.csv`` (after the earlier rows if ``append``)."""
+    rows = [[r["path"], _fmt_tile(r["tile"]), r["status"], r["error"] or "",
+             f"{r['seconds']:.6f}", "" if r["polygons"] is None else r["polygons"],
+             r["output"] or "", *(f"{r[k]:.6f}" if k in r else "" for k in
+                                  ("read_s", "compute_s", "write_s")),
+             r.get("bytes_read", "")] for r in records]
+    previous = _previous_rows(path, EVENT_COLUMNS) if append else []
+    _atomic_csv(path, EVENT_COLUMNS, previous + rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats=None,
+                  n_jobs=None, batch_size=10, backend="loky", overwrite=False, progress=True,
+                  dtype="float32", deduplicate=False, validate="repair", cog=False,
+                  ext=".gpkg", summary=True) -> Report:
+    """Rasterize every staged tile below ``staged_dir`` into ``out_dir``.
+
+    Outputs go to ``<out_dir>/<TMS>/<z>/<x>/<y>.tif`` (written atomically; existing ones are
+    skipped unless ``overwrite``), with ``rasters_summary.csv`` and
+    ``rasterization_events.csv`` written once, by this (the parent) process, in ``out_dir``.
+
+    Parameters
+    ----------
+    staged_dir : path
+        Root of a staged tree ``<TMS>/<z>/<x>/<y>.gpkg`` (or any folder inside one).
+    out_dir : path
+        Where the GeoTIFF tree and the CSVs go.
+    tms, z : optional
+        Override the tile matrix set id and zoom inferred from the paths.
+    tile_size : int or (height, width)
+    stats : list of dict, optional
+        PDG statistic configurations (default: polygon_count, coverage).
+    n_jobs : int, optional
+        Worker count as in joblib (None: joblib's default, 1 unless set by
+        ``joblib.parallel_config``; -1: all cores).
+    batch_size : int
+        Files per task sent to a worker.
+    backend : str
+        Any joblib backend: "loky" (processes), "threading" (kernels release the GIL),
+        "dask" (a running ``dask.distributed`` client), "ray".
+    overwrite, progress : bool
+    dtype : "float32" or "float64"
+        Output sample type (values are always computed in float64).
+    deduplicate : bool
+        Skip ``staging_duplicated`` rows (PDG's deduplicate_at "raster").
+    validate : {"repair", "error", "none"}
+        Invalid polygons: repaired with ``shapely.make_valid``, reported as a file error, or
+        trusted.
+    cog : bool
+        Write Cloud-Optimized GeoTIFFs.
+    ext : str
+        Extension of staged files.
+    summary : bool
+        Write the two CSVs.
+
+    Returns
+    -------
+    Report
+        One record per input file; a failing file is a record with ``status="error"``, it
+        never stops the run.
+    """
+    from joblib import Parallel, delayed
+
+    t0 = time.perf_counter()
+    stats = parse_stats(stats)
+    files = find_staged(staged_dir, tms, z, ext)
+    settings = _Settings(stats, tile_size, np.dtype(dtype).name, overwrite, deduplicate,
+                         validate, cog)
+    jobs = [(f, output_path(out_dir, f.tms, f.tile) if f.tile else None) for f in files]
+    warm_up()
+    batch_size = max(int(batch_size), 1)
+    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    records: dict[str, dict] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), unit="tile", desc="rasterize", disable=not jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
+                            batch_size=1)
+        for batch in parallel(delayed(_run_batch)(b, settings) for b in batches):
+            for rec in batch:
+                records[rec["path"]] = rec
+            if bar is not None:
+                bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    report = Report(records[f.path] for f in files)
+    report.wall_seconds = time.perf_counter() - t0
+    if summary:
+        os.makedirs(out_dir, exist_ok=True)
+        write_summary(os.path.join(out_dir, "rasters_summary.csv"), report)
+        write_events(os.path.join(out_dir, "rasterization_events.csv"), report)
+    return report

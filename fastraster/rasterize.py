@@ -1,0 +1,148 @@
+"""Rasterize one tile: from a file, a GeoDataFrame or shapely geometries to a float64 array."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+from fastraster.compute import compute_stats
+from fastraster.geometry import RaggedPolygons, repair_invalid
+from fastraster.grid import TileGrid
+from fastraster.io import (
+    CENTROID_COLUMNS,
+    DUPLICATED_COLUMN,
+    InputError,
+    TileData,
+    check_crs,
+    read_staged,
+)
+from fastraster.stats import attribute_columns, parse_stats
+
+
+def prepare(data: TileData, *, deduplicate: bool = False, validate: str = "repair"):
+    """Drop staging duplicates (if asked) and repair or refuse invalid polygons.
+
+    Returns ``(polygons, centroids, attributes, info)``; ``info`` counts what was done.
+    """
+    polys, centroids, attrs = data.polygons, data.centroids, data.attributes
+    dropped = 0
+    if deduplicate and data.duplicated is not None and data.duplicated.any():
+        keep = ~data.duplicated
+        dropped = int(data.duplicated.sum())
+        polys = polys.take(keep)
+        if centroids is not None:
+            centroids = tuple(c[keep] for c in centroids)
+        attrs = {k: v[keep] for k, v in attrs.items()}
+    # Repaired polygons without staging centroids get theirs from the repaired geometry.
+    polys, repaired = repair_invalid(polys, validate)
+    return polys, centroids, attrs, {"polygons": len(polys), "duplicates_dropped": dropped,
+                                     "repaired": repaired}
+
+
+def rasterize_file(path, grid: TileGrid, stats, *, deduplicate=False, validate="repair",
+                   centroid_columns=CENTROID_COLUMNS, duplicated_column=DUPLICATED_COLUMN):
+    """Read one staged file and compute its bands on ``grid``.
+
+    Returns ``(array, info)`` where ``info`` holds polygon counts and phase timings
+    (``read_s``, ``compute_s``) and bytes read.
+
+    Raises
+    ------
+    InputError
+        With the file name, for unreadable files, wrong geometry types, a foreign CRS,
+        invalid polygons under ``validate="error"`` or missing attribute columns.
+    """
+    stats = parse_stats(stats)
+    t0 = time.perf_counter()
+    data = read_staged(path, attributes=attribute_columns(stats),
+                       centroid_columns=centroid_columns,
+                       duplicated_column=duplicated_column if deduplicate else None)
+    check_crs(path, data.crs, grid)
+    t1 = time.perf_counter()
+    try:
+        polys, centroids, attrs, info = prepare(data, deduplicate=deduplicate,
+                                                validate=validate)
+        array = compute_stats(polys, grid, stats, centroids=centroids, attributes=attrs)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"{os.fspath(path)}: {exc}") from exc
+    t2 = time.perf_counter()
+    info.update(read_s=t1 - t0, compute_s=t2 - t1, bytes_read=data.bytes_read)
+    return array, info
+
+
+def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, stats=None,
+                   centroids=None, attributes=None, deduplicate=False, validate="repair"):
+    """Per-pixel statistics of polygons on one tile, as a float64 array (bands, H, W).
+
+    Parameters
+    ----------
+    path_or_polygons : str, os.PathLike, GeoDataFrame or array of shapely geometries
+        A staged vector file (any format GDAL reads), a GeoDataFrame (its staging centroid,
+        duplicate and attribute columns are used like a file's), or Polygons/MultiPolygons.
+        Coordinates must be in the tile matrix set's CRS.
+    tile : (x, y, z)
+        The tile of ``tms`` to rasterize onto.
+    tms : str
+        Tile matrix set id: ``"WGS1984Quad"``, ``"WorldCRS84Quad"`` or any morecantile id.
+    tile_size : int or (height, width)
+        Pixels per tile side.
+    stats : list of dict, optional
+        PDG statistic configurations; default polygon_count and coverage.
+    centroids : (x array, y array), optional
+        Polygon centroids for the count statistics; default: the staging columns if present,
+        else ``shapely.centroid`` of each geometry.
+    attributes : mapping of str to array, optional
+        Attribute values for statistics on columns (arrays of geometries only).
+    deduplicate : bool
+        Skip rows whose ``staging_duplicated`` is true (PDG's deduplicate_at "raster").
+    validate : {"repair", "error", "none"}
+        What to do with invalid polygons (see :func:`fastraster.geometry.repair_invalid`).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n_stats, height, width); row 0 is the tile's north edge.
+    """
+    grid = TileGrid.from_tile(tile, tms, tile_size)
+    stats = parse_stats(stats)
+    if isinstance(path_or_polygons, (str, os.PathLike)):
+        array, _ = rasterize_file(path_or_polygons, grid, stats, deduplicate=deduplicate,
+                                  validate=validate)
+        if centroids is not None:
+            warnings.warn("centroids= is ignored for a file; its staging columns are used",
+                          stacklevel=2)
+        return array
+    data = _data_from_objects(path_or_polygons, stats, centroids, attributes)
+    polys, cents, attrs, _ = prepare(data, deduplicate=deduplicate, validate=validate)
+    return compute_stats(polys, grid, stats, centroids=cents, attributes=attrs)
+
+
+def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
+    columns = getattr(obj, "columns", None)
+    if columns is not None and hasattr(obj, "geometry"):  # a GeoDataFrame
+        geoms = np.asarray(obj.geometry.values, dtype=object)
+        if centroids is None and all(c in columns for c in CENTROID_COLUMNS):
+            centroids = tuple(np.asarray(obj[c], np.float64) for c in CENTROID_COLUMNS)
+        dup = (np.asarray(obj[DUPLICATED_COLUMN], bool) if DUPLICATED_COLUMN in columns
+               else None)
+        attrs = dict(attributes or {})
+        for c in attribute_columns(stats):
+            if c not in attrs:
+                if c not in columns:
+                    raise ValueError(f"the GeoDataFrame has no column {c!r}, which a "
+                                     "statistic needs")
+                attrs[c] = np.asarray(obj[c], np.float64)
+        crs = obj.crs.to_wkt() if getattr(obj, "crs", None) is not None else None
+    else:
+        geoms = np.asarray(obj, dtype=object).ravel()
+        dup = None
+        attrs = {k: np.asarray(v, np.float64) for k, v in (attributes or {}).items()}
+        crs = None
+    polys = RaggedPolygons.from_shapely(geoms)
+    if centroids is not None:
+        centroids = tuple(np.asarray(c, np.float64) for c in centroids)
+    return TileData(polys, centroids, attrs, dup, crs)

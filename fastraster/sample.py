@@ -1,0 +1,142 @@
+"""Synthetic ice-wedge-polygon (IWP) data, staged like PDG's viz-staging output.
+
+Ice-wedge polygons are 10-20 m cells of tundra separated by troughs: here, jittered Voronoi
+cells shrunk toward their centroids (the troughs), with wiggly densified edges, in patches
+(real imagery has gaps), around 70 deg N, copied whole into every z13 tile they touch.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import shapely
+
+from fastraster.grid import TileGrid
+
+#: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
+DEFAULT_TILES = ((1524, 910, 13), (1525, 910, 13), (1524, 911, 13), (1525, 911, 13))
+M_PER_DEG_LAT = 110_574.0
+
+
+def ice_wedge_polygons(bounds, *, spacing_m=15.0, trough=0.12, fill=0.6, wiggle=0.03,
+                       vertices=24, seed=0) -> np.ndarray:
+    """Ice-wedge-like polygons covering ``bounds`` = (west, south, east, north) in degrees.
+
+    Parameters
+    ----------
+    spacing_m : float
+        Mean cell size in metres (polygon diameters are about this).
+    trough : float
+        Fraction by which each cell shrinks toward its centroid.
+    fill : float
+        Fraction of the area holding polygons (patches); 1 covers everything.
+    wiggle : float
+        Amplitude of edge undulation, as a fraction of ``spacing_m``.
+    vertices : int
+        Approximate vertex count per polygon (edges are densified to reach it).
+    seed : int
+        Random seed; the output is a pure function of the arguments.
+
+    Returns
+    -------
+    numpy array of shapely Polygons (lon/lat, valid).
+    """
+    rng = np.random.default_rng(seed)
+    west, south, east, north = bounds
+    lat0 = 0.5 * (south + north)
+    m_lon = M_PER_DEG_LAT * np.cos(np.radians(lat0))
+    width_m = (east - west) * m_lon
+    height_m = (north - south) * M_PER_DEG_LAT
+    s = float(spacing_m)
+    nx = int(np.ceil(width_m / s)) + 2
+    ny = int(np.ceil(height_m / s)) + 2
+    gx, gy = np.meshgrid((np.arange(nx) - 0.5) * s, (np.arange(ny) - 0.5) * s)
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    pts += rng.uniform(-0.35 * s, 0.35 * s, size=pts.shape)
+    frame = shapely.box(-s, -s, width_m + s, height_m + s)
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts),
+                                                       extend_to=frame))
+    cells = shapely.intersection(cells, frame)
+    cent = shapely.get_coordinates(shapely.centroid(cells))
+    # Patches: keep cells where a smooth random field is high enough.
+    k = rng.uniform(0.5, 2.0, size=(4, 2)) * 2 * np.pi / max(width_m, height_m) * 3
+    ph = rng.uniform(0, 2 * np.pi, size=4)
+    field = sum(np.sin(cent[:, 0] * k[i, 0] + cent[:, 1] * k[i, 1] + ph[i]) for i in range(4))
+    if fill < 1:
+        cells = cells[field >= np.quantile(field, 1 - fill)]
+        cent = cent[field >= np.quantile(field, 1 - fill)]
+    # Troughs: shrink each cell toward its centroid.
+    coords, idx = shapely.get_coordinates(cells, return_index=True)
+    coords = cent[idx] + (1 - trough) * (coords - cent[idx])
+    cells = shapely.set_coordinates(cells.copy(), coords)
+    # Densify, then undulate edges with a displacement that depends on position only, so ring
+    # closure (first == last vertex) is preserved.
+    cells = shapely.segmentize(cells, max_segment_length=max(4 * s / vertices, 1e-3))
+    coords, idx = shapely.get_coordinates(cells, return_index=True)
+    a = wiggle * s
+    f = 2 * np.pi / (0.45 * s)
+    coords = coords + a * np.column_stack([np.sin(coords[:, 1] * f + 1.3),
+                                           np.sin(coords[:, 0] * f + 0.7)])
+    lonlat = np.column_stack([west + coords[:, 0] / m_lon, south + coords[:, 1] / M_PER_DEG_LAT])
+    cells = shapely.set_coordinates(cells.copy(), lonlat)
+    cells = cells[shapely.is_valid(cells) & ~shapely.is_empty(cells)]
+    inside = shapely.intersects(cells, shapely.box(west, south, east, north))
+    return cells[inside]
+
+
+def write_staged(geoms, out_dir, tiles=DEFAULT_TILES, tms="WorldCRS84Quad") -> list[str]:
+    """Stage polygons into ``<out_dir>/<tms>/<z>/<x>/<y>.gpkg`` like viz-staging.
+
+    Each polygon is copied whole into every tile it intersects, with the staging columns
+    ``staging_centroid_x``/``_y`` (planar centroid of the whole polygon),
+    ``staging_centroid_within_tile``, ``staging_duplicated`` (False) and ``staging_tile``.
+    """
+    import pyogrio.raw
+
+    geoms = np.asarray(geoms, dtype=object)
+    cent = shapely.centroid(geoms)
+    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+    tree = shapely.STRtree(geoms)
+    paths = []
+    for tile in tiles:
+        g = TileGrid.from_tile(tile, tms)
+        box = shapely.box(g.left, g.bottom, g.right, g.top)
+        sel = np.sort(tree.query(box, predicate="intersects"))
+        within = (cx[sel] > g.left) & (cx[sel] <= g.right) & (cy[sel] < g.top) & (
+            cy[sel] >= g.bottom)
+        path = os.path.join(os.fspath(out_dir), tms, str(tile[2]), str(tile[0]),
+                            f"{tile[1]}.gpkg")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.gpkg")
+        fields = ["staging_centroid_x", "staging_centroid_y", "staging_centroid_within_tile",
+                  "staging_duplicated", "staging_tile"]
+        label = f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
+        data = [cx[sel], cy[sel], within, np.zeros(sel.size, bool),
+                np.array([label] * sel.size, dtype=object)]
+        pyogrio.raw.write(tmp, shapely.to_wkb(geoms[sel]), data, fields, driver="GPKG",
+                          geometry_type="Polygon", crs="OGC:CRS84" if tms == "WorldCRS84Quad"
+                          else "EPSG:4326", layer=str(tile[1]))
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def tiles_bounds(tiles, tms="WorldCRS84Quad", margin=0.0):
+    grids = [TileGrid.from_tile(t, tms) for t in tiles]
+    return (min(g.left for g in grids) - margin, min(g.bottom for g in grids) - margin,
+            max(g.right for g in grids) + margin, max(g.top for g in grids) + margin)
+
+
+def make_sample(out_dir, *, tiles=DEFAULT_TILES, tms="WorldCRS84Quad", spacing_m=15.0,
+                fill=0.6, vertices=24, seed=0) -> list[str]:
+    """Generate IWP-like polygons over ``tiles`` and stage them below ``out_dir``.
+
+    Polygons near the outer edge of the tile block also reach beyond it (staging copies
+    them whole). Returns the staged file paths.
+    """
+    bounds = tiles_bounds(tiles, tms, margin=0.0005)
+    geoms = ice_wedge_polygons(bounds, spacing_m=spacing_m, fill=fill, vertices=vertices,
+                               seed=seed)
+    return write_staged(geoms, out_dir, tiles, tms)
