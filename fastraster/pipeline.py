@@ -9,7 +9,7 @@ import time
 import traceback
 import uuid
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
