@@ -187,8 +187,16 @@ def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedP
         return polys, 0
     if mode not in ("repair", "error"):
         raise ValueError(f"validate must be 'repair', 'error' or 'none', not {mode!r}")
+    # Most staged polygons are single rings that a numba pre-screen proves simple (hence
+    # valid); only the rest pay for GEOS (~4 us per polygon).
+    simple = np.empty(len(polys), dtype=np.bool_)
+    K.certainly_simple(*polys.arrays, simple)
+    if simple.all():
+        return polys, 0
     geoms = polys.to_shapely()
-    invalid = ~shapely.is_valid(geoms)
+    invalid = np.zeros(len(polys), dtype=bool)
+    unsure = ~simple
+    invalid[unsure] = ~shapely.is_valid(geoms[unsure])
     n_bad = int(invalid.sum())
     if n_bad == 0:
         return polys, 0

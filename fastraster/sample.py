@@ -59,14 +59,15 @@ def ice_wedge_polygons(bounds, *, spacing_m=15.0, trough=0.12, fill=0.6, wiggle=
     cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts),
                                                        extend_to=frame))
     cells = shapely.intersection(cells, frame)
+    cells = cells[~shapely.is_empty(cells) & (shapely.area(cells) > 0)]
     cent = shapely.get_coordinates(shapely.centroid(cells))
     # Patches: keep cells where a smooth random field is high enough.
     k = rng.uniform(0.5, 2.0, size=(4, 2)) * 2 * np.pi / max(width_m, height_m) * 3
     ph = rng.uniform(0, 2 * np.pi, size=4)
     field = sum(np.sin(cent[:, 0] * k[i, 0] + cent[:, 1] * k[i, 1] + ph[i]) for i in range(4))
     if fill < 1:
-        cells = cells[field >= np.quantile(field, 1 - fill)]
-        cent = cent[field >= np.quantile(field, 1 - fill)]
+        keep = field >= np.quantile(field, 1 - fill)
+        cells, cent = cells[keep], cent[keep]
     # Troughs: shrink each cell toward its centroid.
     coords, idx = shapely.get_coordinates(cells, return_index=True)
     coords = cent[idx] + (1 - trough) * (coords - cent[idx])
