@@ -67,6 +67,25 @@ def _ring_sign(x, y, start, stop, is_exterior):
     return o if is_exterior else -o
 
 
+# Shewchuk's bound for the float error of orient2d: a result smaller in magnitude than this
+# fraction of |detleft| + |detright| may have the wrong sign.
+_ORIENT_ERR = 3.3306690738754716e-16
+
+
+@kernel
+def _orient_certain(ax, ay, bx, by, cx, cy):
+    """Sign of orient2d(a, b, c) (+1 left turn, -1 right turn), or 0 when not certain."""
+    left = (bx - ax) * (cy - ay)
+    right = (by - ay) * (cx - ax)
+    det = left - right
+    bound = _ORIENT_ERR * (abs(left) + abs(right))
+    if det > bound:
+        return 1
+    if det < -bound:
+        return -1
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Exact area coverage: edge contributions accumulated per row, then one prefix sum per row
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +164,22 @@ def _accumulate_row_piece(r, xa, xb, h, d, width, acc, touched, with_area):
 
 
 @kernel
+def _x_at(ax, ay, bx, by, yv):
+    """x where segment a-b crosses the horizontal line y = yv (a row boundary, an integer).
+
+    One rounding after an exact product for grid-aligned input, and snapped to the pixel
+    corner when the segment passes through it within rounding: otherwise an edge through a
+    corner could poke 1e-16 into the diagonal neighbour and mark it as touched.
+    """
+    xv = ax + (bx - ax) * (yv - ay) / (by - ay)
+    k = math.floor(xv + 0.5)
+    if xv != k and abs(xv - k) <= 4.0 * 2.220446049250313e-16 * max(1.0, abs(k)):
+        if _orient_certain(ax, ay, bx, by, k, yv) == 0:
+            return k
+    return xv
+
+
+@kernel
 def _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched, with_area):
     """Split segment (ax, ay)-(bx, by), in pixel coordinates, at row boundaries and add it."""
     if ay == by:
@@ -157,15 +192,11 @@ def _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched, with_are
         return
     ys = max(ay, 0.0)
     ye = min(by, float(height))
-    inv = 1.0 / (by - ay)
-    xs = ax if ys == ay else ax + (bx - ax) * ((ys - ay) * inv)
+    xs = ax if ys == ay else _x_at(ax, ay, bx, by, ys)
     r = int(math.floor(ys))
     while r < height and ys < ye:
         yn = min(r + 1.0, ye)
-        if yn == by:
-            xn = bx
-        else:
-            xn = ax + (bx - ax) * ((yn - ay) * inv)
+        xn = bx if yn == by else _x_at(ax, ay, bx, by, yn)
         _accumulate_row_piece(r, xs, xn, yn - ys, d, width, acc, touched, with_area)
         xs = xn
         ys = yn
@@ -771,25 +802,6 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
 # ---------------------------------------------------------------------------------------------
 # Validity pre-screen
 # ---------------------------------------------------------------------------------------------
-
-# Shewchuk's bound for the float error of orient2d: a result smaller in magnitude than this
-# fraction of |detleft| + |detright| may have the wrong sign.
-_ORIENT_ERR = 3.3306690738754716e-16
-
-
-@kernel
-def _orient_certain(ax, ay, bx, by, cx, cy):
-    """Sign of orient2d(a, b, c) (+1 left turn, -1 right turn), or 0 when not certain."""
-    left = (bx - ax) * (cy - ay)
-    right = (by - ay) * (cx - ax)
-    det = left - right
-    bound = _ORIENT_ERR * (abs(left) + abs(right))
-    if det > bound:
-        return 1
-    if det < -bound:
-        return -1
-    return 0
-
 
 @kernel
 def certainly_simple(x, y, ring_offsets, part_offsets, geom_offsets, out):

@@ -60,8 +60,14 @@ class _Tile:
 
     def centroids(self):
         if self._centroids is None:
-            c = shapely.centroid(self.polys.to_shapely())
-            self._centroids = (shapely.get_x(c), shapely.get_y(c))
+            # Null and empty geometries have no centroid: NaN, which lands in no pixel.
+            geoms = self.polys.to_shapely()
+            cx = np.full(len(geoms), np.nan)
+            cy = np.full(len(geoms), np.nan)
+            some = ~shapely.is_empty(geoms)
+            c = shapely.centroid(geoms[some])
+            cx[some], cy[some] = shapely.get_x(c), shapely.get_y(c)
+            self._centroids = (cx, cy)
         cx, cy = self._centroids
         return (np.ascontiguousarray(cx, dtype=np.float64),
                 np.ascontiguousarray(cy, dtype=np.float64))

@@ -49,7 +49,7 @@ class TileGrid:
             raise ValueError(f"unknown tile matrix set {tms!r}") from exc
         b = matrix_set.xy_bounds(morecantile.Tile(x, y, z))
         return cls(tms, x, y, z, b.left, b.bottom, b.right, b.top, height, width,
-                   matrix_set.crs.to_string())
+                   matrix_set.rasterio_crs.to_string())
 
     @property
     def tile(self) -> tuple[int, int, int]:
