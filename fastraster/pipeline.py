@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import resource
 import time
 import traceback
 import uuid
@@ -21,7 +22,8 @@ from fastraster.stats import parse_stats
 SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
                    "path", "tile", "z"]
 EVENT_COLUMNS = ["path", "tile", "status", "error", "seconds", "polygons", "output",
-                 "read_s", "compute_s", "write_s", "bytes_read"]
+                 "read_s", "compute_s", "write_s", "read_cpu_s", "compute_cpu_s",
+                 "write_cpu_s", "bytes_read"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,13 +136,15 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
         array, info = rasterize_file(job.path, grid, settings.stats,
                                      deduplicate=settings.deduplicate,
                                      validate=settings.validate)
-        t_w = time.perf_counter()
+        t_w, c_w = time.perf_counter(), time.thread_time()
         names = [s.name for s in settings.stats]
         write_geotiff(out_path, array, grid, names, dtype=settings.dtype,
                       nodata=_common_nodata(settings.stats), cog=settings.cog)
         written = array.astype(settings.dtype, copy=False)
         rec.update(status="ok", polygons=info["polygons"], read_s=info["read_s"],
                    compute_s=info["compute_s"], write_s=time.perf_counter() - t_w,
+                   read_cpu_s=info["read_cpu_s"], compute_cpu_s=info["compute_cpu_s"],
+                   write_cpu_s=time.thread_time() - c_w,
                    bytes_read=info["bytes_read"], repaired=info["repaired"],
                    duplicates_dropped=info["duplicates_dropped"],
                    bounds=[grid.left, grid.right, grid.bottom, grid.top],
@@ -152,6 +156,8 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
         rec["error"] = f"{job.path}: {type(exc).__name__}: {exc}"
         rec["traceback"] = traceback.format_exc()
     rec["seconds"] = time.perf_counter() - t0
+    rec["pid"] = os.getpid()
+    rec["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rec
 
 
@@ -198,7 +204,9 @@ class Report(list):
     """One record (dict) per input file, in input order, plus totals.
 
     Each record has ``path``, ``tile`` (x, y, z), ``status`` ("ok", "skipped" or "error"),
-    ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``.
+    ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``;
+    successful ones also phase wall/CPU times (``read_s``, ``compute_s``, ``write_s``,
+    ``*_cpu_s``), ``bytes_read``, and every one the worker's ``pid`` and peak ``maxrss_kb``.
     """
 
     wall_seconds: float = 0.0
@@ -274,7 +282,8 @@ def write_events(path, records, append=False) -> None:
     rows = [[r["path"], _fmt_tile(r["tile"]), r["status"], r["error"] or "",
              f"{r['seconds']:.6f}", "" if r["polygons"] is None else r["polygons"],
              r["output"] or "", *(f"{r[k]:.6f}" if k in r else "" for k in
-                                  ("read_s", "compute_s", "write_s")),
+                                  ("read_s", "compute_s", "write_s", "read_cpu_s",
+                                   "compute_cpu_s", "write_cpu_s")),
              r.get("bytes_read", "")] for r in records]
     previous = _previous_rows(path, EVENT_COLUMNS) if append else []
     _atomic_csv(path, EVENT_COLUMNS, previous + rows)
