@@ -244,6 +244,25 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     ay = by
                     bx = (x[j] - x0) / dx
                     by = (y0 - y[j]) / dy
+                    # Fast path: most edges of small polygons lie inside one pixel. Their whole
+                    # (signed) height goes to that pixel, split by the edge's mean x; the same
+                    # arithmetic as the general walk, without its data-dependent branches.
+                    fr = math.floor(ay)
+                    fc = math.floor(ax)
+                    if (fr == math.floor(by) and fc == math.floor(bx) and fr >= 0.0
+                            and fr < height and fc >= 0.0 and fc < width):
+                        r = int(fr)
+                        c = int(fc)
+                        h = d * (by - ay)
+                        fm = 0.5 * (ax + bx) - fc
+                        acc[r, c] += h * (1.0 - fm)
+                        acc[r, c + 1] += h * fm
+                        # It crosses the open pixel unless it is a point or runs along the
+                        # pixel's west edge (vertical) or north edge (horizontal).
+                        if ((ax != bx or ay != by) and (ax != fc or ax != bx)
+                                and (ay != fr or ay != by)):
+                            touched[r, c] = 1
+                        continue
                     _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched, True)
 
 
@@ -407,7 +426,8 @@ def centre_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                         _horizontal_on_centre(x, y, ring_offsets, first_ring, last_ring, k,
                                               i - 1, j, o, ix0, idx, iy0, idy, w, width,
                                               wacc)
-                    else:
+                    elif (math.ceil(min(ay, by) - 0.5) != math.ceil(max(ay, by) - 0.5)):
+                        # (most edges cross no scanline through pixel centres)
                         _centre_crossings(ax, ay, bx, by, d, height, width, wacc)
 
 
@@ -657,8 +677,13 @@ def _wkb_header(buf, pos, end):
 
 
 @kernel
-def _wkb_polygon(buf, pos, end, little, ndim, fill, x, y, ring_offsets, ci, ri, bits, as_float):
-    """Parse the body of a WKB Polygon at ``pos``; return (pos, n_coords, n_rings) or pos -1."""
+def _wkb_polygon(buf, pos, end, little, ndim, fill, x, y, ring_offsets, ci, ri, bits, as_float,
+                 native_little):
+    """Parse the body of a WKB Polygon at ``pos``; return (pos, n_coords, n_rings) or pos -1.
+
+    Coordinates in the host's byte order are read through a float64 view of the (possibly
+    unaligned) bytes, ~10x faster than assembling each double from its bytes.
+    """
     if pos + 4 > end:
         return -1, 0, 0
     n_rings = _u32(buf, pos, little)
@@ -669,22 +694,30 @@ def _wkb_polygon(buf, pos, end, little, ndim, fill, x, y, ring_offsets, ci, ri, 
             return -1, 0, 0
         n_pts = _u32(buf, pos, little)
         pos += 4
-        if pos + n_pts * ndim * 8 > end:
+        nb = n_pts * ndim * 8
+        if pos + nb > end:
             return -1, 0, 0
         if fill:
-            for k in range(n_pts):
-                q = pos + k * ndim * 8
-                x[ci + n_coords + k] = _f64(buf, q, little, bits, as_float)
-                y[ci + n_coords + k] = _f64(buf, q + 8, little, bits, as_float)
-            ring_offsets[ri + k_ring + 1] = ci + n_coords + n_pts
-        pos += n_pts * ndim * 8
+            o = ci + n_coords
+            if little == native_little:
+                v = buf[pos:pos + nb].view(np.float64)
+                for k in range(n_pts):
+                    x[o + k] = v[k * ndim]
+                    y[o + k] = v[k * ndim + 1]
+            else:
+                for k in range(n_pts):
+                    q = pos + k * ndim * 8
+                    x[o + k] = _f64(buf, q, little, bits, as_float)
+                    y[o + k] = _f64(buf, q + 8, little, bits, as_float)
+            ring_offsets[ri + k_ring + 1] = o + n_pts
+        pos += nb
         n_coords += n_pts
     return pos, n_coords, n_rings
 
 
 @kernel
 def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
-               ring_offsets, part_offsets, geom_offsets):
+               ring_offsets, part_offsets, geom_offsets, native_little):
     """Decode WKB Polygons/MultiPolygons (2-D, Z, M or ZM; either byte order; ISO or EWKB).
 
     Called twice: with ``fill=False`` it writes per-geometry ``counts[i] = (parts, rings,
@@ -701,6 +734,8 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
         Start of each geometry's bytes in ``data``.
     valid : bool array (n)
         False for null entries.
+    native_little : bool
+        True on a little-endian host (coordinates in host order are read through a view).
     """
     bits = np.zeros(1, np.uint64)
     as_float = bits.view(np.float64)
@@ -720,7 +755,7 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
                 little, t, ndim, pos = _wkb_header(data, start, end)
                 if t == 3:
                     pos, nc, nr = _wkb_polygon(data, pos, end, little, ndim, True, x, y,
-                                               ring_offsets, ci, ri, bits, as_float)
+                                               ring_offsets, ci, ri, bits, as_float, native_little)
                     ci += nc
                     ri += nr
                     pi += 1
@@ -731,7 +766,8 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
                     for _ in range(n_parts):
                         little2, t2, ndim2, pos = _wkb_header(data, pos, end)
                         pos, nc, nr = _wkb_polygon(data, pos, end, little2, ndim2, True, x, y,
-                                                   ring_offsets, ci, ri, bits, as_float)
+                                                   ring_offsets, ci, ri, bits, as_float,
+                                                   native_little)
                         ci += nc
                         ri += nr
                         pi += 1
@@ -750,7 +786,7 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
             continue
         if t == 3:
             pos, nc, nr = _wkb_polygon(data, pos, end, little, ndim, False, x, y,
-                                       ring_offsets, 0, 0, bits, as_float)
+                                       ring_offsets, 0, 0, bits, as_float, native_little)
             if pos < 0:
                 status[i] = WKB_TRUNCATED
                 continue
@@ -779,7 +815,7 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
                     bad = WKB_UNSUPPORTED_TYPE
                     break
                 pos, nc, nr = _wkb_polygon(data, pos, end, little2, ndim2, False, x, y,
-                                           ring_offsets, 0, 0, bits, as_float)
+                                           ring_offsets, 0, 0, bits, as_float, native_little)
                 if pos < 0:
                     bad = WKB_TRUNCATED
                     break
@@ -804,6 +840,40 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
 # ---------------------------------------------------------------------------------------------
 
 @kernel
+def _star_simple(x, y, start, stop):
+    """True if the closed ring is certainly star-shaped around its vertex mean, hence simple.
+
+    If every triangle (P, v_i, v_i+1) has the same certain, non-zero orientation, the angle
+    of v around P changes monotonically along the ring; if the ring then crosses the ray
+    from P in +x direction exactly once, that angle turns exactly once around, so every ray
+    from P meets the ring once: the ring is simple. O(n) instead of O(n^2) pair tests; most
+    ice-wedge polygons pass, the rest fall back to the pairwise test.
+    """
+    n = stop - start - 1
+    px = 0.0
+    py = 0.0
+    for i in range(start, stop - 1):
+        px += x[i]
+        py += y[i]
+    px /= n
+    py /= n
+    sign = 0
+    crossings = 0
+    for i in range(start, stop - 1):
+        o = _orient_certain(px, py, x[i], y[i], x[i + 1], y[i + 1])
+        if o == 0 or (sign != 0 and o != sign):
+            return False
+        sign = o
+        # Counter-clockwise rings cross the +x ray going up, clockwise ones going down.
+        if sign > 0:
+            if y[i] < py and y[i + 1] >= py:
+                crossings += 1
+        elif y[i] >= py and y[i + 1] < py:
+            crossings += 1
+    return crossings == 1
+
+
+@kernel
 def certainly_simple(x, y, ring_offsets, part_offsets, geom_offsets, out):
     """``out[g] = True`` when geometry g is provably a valid single-ring polygon.
 
@@ -826,6 +896,9 @@ def certainly_simple(x, y, ring_offsets, part_offsets, geom_offsets, out):
         stop = ring_offsets[k + 1]
         m = stop - start - 1  # number of edges; edge e joins vertices start+e, start+e+1
         if m < 3 or x[start] != x[stop - 1] or y[start] != y[stop - 1]:
+            continue
+        if _star_simple(x, y, start, stop):
+            out[g] = True
             continue
         ok = True
         for e in range(m):

@@ -7,6 +7,7 @@ so one kernel path serves both.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,17 +121,18 @@ class RaggedPolygons:
         status = np.zeros(n, np.int8)
         dummy_f = np.empty(0)
         dummy_i = np.empty(0, np.int64)
+        little = sys.byteorder == "little"
         K.wkb_decode(data, offsets, valid, False, counts, status, dummy_f, dummy_f,
-                     dummy_i, dummy_i, dummy_i)
+                     dummy_i, dummy_i, dummy_i, little)
         ok = status == K.WKB_OK
-        n_parts, n_rings, n_coords = (counts[ok].sum(axis=0) if n else (0, 0, 0))
+        n_parts, n_rings, n_coords = counts[ok].sum(axis=0) if n else (0, 0, 0)
         x = np.empty(n_coords)
         y = np.empty(n_coords)
         ring_offsets = np.empty(n_rings + 1, np.int64)
         part_offsets = np.empty(n_parts + 1, np.int64)
         geom_offsets = np.empty(n + 1, np.int64)
         K.wkb_decode(data, offsets, valid, True, counts, status, x, y, ring_offsets,
-                     part_offsets, geom_offsets)
+                     part_offsets, geom_offsets, little)
         return cls(x, y, ring_offsets, part_offsets, geom_offsets), status
 
     def to_shapely(self) -> np.ndarray:
