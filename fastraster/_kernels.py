@@ -248,20 +248,30 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     # (signed) height goes to that pixel, split by the edge's mean x; the same
                     # arithmetic as the general walk, without its data-dependent branches.
                     fr = math.floor(ay)
-                    fc = math.floor(ax)
-                    if (fr == math.floor(by) and fc == math.floor(bx) and fr >= 0.0
-                            and fr < height and fc >= 0.0 and fc < width):
+                    if fr == math.floor(by) and fr >= 0.0 and fr < height:
                         r = int(fr)
-                        c = int(fc)
-                        h = d * (by - ay)
-                        fm = 0.5 * (ax + bx) - fc
-                        acc[r, c] += h * (1.0 - fm)
-                        acc[r, c + 1] += h * fm
-                        # It crosses the open pixel unless it is a point or runs along the
-                        # pixel's west edge (vertical) or north edge (horizontal).
-                        if ((ax != bx or ay != by) and (ax != fc or ax != bx)
-                                and (ay != fr or ay != by)):
-                            touched[r, c] = 1
+                        fc = math.floor(ax)
+                        if fc == math.floor(bx) and fc >= 0.0 and fc < width:
+                            c = int(fc)
+                            h = d * (by - ay)
+                            fm = 0.5 * (ax + bx) - fc
+                            acc[r, c] += h * (1.0 - fm)
+                            acc[r, c + 1] += h * fm
+                            # It crosses the open pixel unless it is a point or runs along
+                            # the pixel's west edge (vertical) or north edge (horizontal).
+                            if ((ax != bx or ay != by) and (ax != fc or ax != bx)
+                                    and (ay != fr or ay != by)):
+                                touched[r, c] = 1
+                        elif ay != by:
+                            # One row, several columns: the row piece directly, no row split.
+                            if by > ay:
+                                _accumulate_row_piece(r, ax, bx, by - ay, d, width, acc,
+                                                      touched, True)
+                            else:
+                                _accumulate_row_piece(r, bx, ax, ay - by, -d, width, acc,
+                                                      touched, True)
+                        else:
+                            _mark_horizontal(ax, bx, ay, height, width, touched)
                         continue
                     _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched, True)
 

@@ -1,0 +1,106 @@
+"""pytest-benchmark suite (opt-in): ``pytest benchmarks --benchmark-enable``.
+
+Each group holds fastraster and its baselines on the same in-memory data or files, so the
+saved JSON gives side-by-side ratios. The dense tile: ~25k IWP-like polygons, ~30 vertices,
+256 x 256 pixels (``common.dense_tile``). For one table with ratios, run
+``python benchmarks/compare.py`` instead.
+"""
+
+import numpy as np
+import pytest
+from common import (
+    exactextract_coverage,
+    ours_kernels,
+    rasterio_count,
+    read_floor,
+    shapely_clip_coverage,
+    write_floor,
+)
+
+
+@pytest.mark.benchmark(group="kernels: coverage + count, dense tile")
+def test_kernels_fastraster(benchmark, dense):
+    out = benchmark(ours_kernels, dense["grid"], dense["polys"], dense["centroids"])
+    assert out.shape == (2, 256, 256) and out[0].sum() > 0
+
+
+@pytest.mark.benchmark(group="kernels: coverage + count, dense tile")
+def test_kernels_rasterio_count_only(benchmark, dense):
+    out = benchmark.pedantic(rasterio_count, (dense["grid"], dense["geoms"]), rounds=3)
+    assert out.sum() > 0
+
+
+@pytest.mark.benchmark(group="kernels: coverage + count, dense tile")
+def test_kernels_exactextract(benchmark, dense):
+    out = benchmark.pedantic(exactextract_coverage, (dense["grid"], dense["df"]), rounds=1)
+    ours = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])[1]
+    assert np.abs(out - ours).max() < 1e-6  # the same quantity, so the comparison is fair
+
+
+@pytest.mark.benchmark(group="kernels: coverage + count, dense tile")
+def test_kernels_shapely_strtree_clip(benchmark, dense):
+    out = benchmark.pedantic(shapely_clip_coverage, (dense["grid"], dense["geoms"]), rounds=1)
+    ours = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])[1]
+    assert np.abs(out - ours).max() < 1e-9
+
+
+@pytest.mark.benchmark(group="read: dense tile")
+def test_read_fastraster(benchmark, dense):
+    from fastraster.io import read_staged
+
+    data = benchmark(read_staged, dense["path"])
+    assert len(data.polygons) == len(dense["polys"])
+
+
+@pytest.mark.benchmark(group="read: dense tile")
+def test_read_floor_pyogrio_arrow(benchmark, dense):
+    benchmark(read_floor, dense["path"])
+
+
+@pytest.mark.benchmark(group="read: dense tile")
+def test_read_pyogrio_dataframe_ragged(benchmark, dense):
+    import pyogrio
+
+    from fastraster.geometry import RaggedPolygons
+
+    def read():
+        df = pyogrio.read_dataframe(dense["path"])
+        return RaggedPolygons.from_shapely(df.geometry.values)
+
+    assert len(benchmark(read)) == len(dense["polys"])
+
+
+@pytest.mark.benchmark(group="write: 2-band float32 GeoTIFF")
+def test_write_fastraster_atomic(benchmark, dense, tmp_path):
+    from fastraster.io import write_geotiff
+
+    arr = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])
+    benchmark(write_geotiff, tmp_path / "a.tif", arr, dense["grid"], ["c", "v"], nodata=0)
+
+
+@pytest.mark.benchmark(group="write: 2-band float32 GeoTIFF")
+def test_write_floor_rasterio(benchmark, dense, tmp_path):
+    arr = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])
+    benchmark(write_floor, dense["grid"], arr, tmp_path / "b.tif")
+
+
+@pytest.mark.benchmark(group="end to end: one dense tile")
+def test_end_to_end_fastraster(benchmark, dense, tmp_path):
+    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one
+    from fastraster.stats import parse_stats
+
+    s = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+    job = parse_tile_path(dense["path"])
+    rec = benchmark(rasterize_one, job, str(tmp_path / "e.tif"), s)
+    assert rec["status"] == "ok"
+
+
+@pytest.mark.benchmark(group="end to end: one dense tile")
+def test_end_to_end_io_floor(benchmark, dense, tmp_path):
+    arr = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])
+
+    def floor():
+        read_floor(dense["path"])
+        write_floor(dense["grid"], arr, tmp_path / "f.tif")
+
+    benchmark(floor)
