@@ -189,10 +189,17 @@ def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="floa
 
 
 def band_summary(array: np.ndarray) -> dict:
-    """pdgraster's per-band summary values (min, max, mean, median, std, var, sum)."""
-    a = np.asarray(array, dtype=np.float64)
-    return {"min": float(np.nanmin(a)) if a.size else np.nan,
-            "max": float(np.nanmax(a)) if a.size else np.nan,
-            "mean": float(np.nanmean(a)), "median": float(np.nanmedian(a)),
-            "std": float(np.nanstd(a)), "var": float(np.nanvar(a)),
-            "sum": float(np.nansum(a))}
+    """pdgraster's per-band summary values (min, max, mean, median, std, var, sum).
+
+    NaN pixels (no value, e.g. a mean with no polygon) are left out once, up front: the
+    nan-aware numpy functions would each rescan for NaN.
+    """
+    a = np.asarray(array, dtype=np.float64).ravel()
+    nan = np.isnan(a)
+    if nan.any():
+        a = a[~nan]
+    if a.size == 0:
+        return dict.fromkeys(("min", "max", "mean", "median", "std", "var", "sum"), np.nan)
+    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
+            "median": float(np.median(a)), "std": float(a.std()), "var": float(a.var()),
+            "sum": float(a.sum())}
