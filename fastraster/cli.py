@@ -1,4 +1,4 @@
-"""Command line: ``fastraster rasterize | sample | demo``."""
+"""Command line: ``fastraster rasterize | pyramid | webtiles | sample | demo``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,94 @@ def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, tms, 
     sys.exit(1 if report.errors else 0)
 
 
+def _config_stats(config):
+    if not config:
+        return None
+    import json
+
+    with open(config) as fh:
+        return json.load(fh).get("statistics")
+
+
+def _report_exit(report):
+    for rec in report.errors:
+        click.echo(f"error: {rec['error']}", err=True)
+    click.echo(report.summary_line())
+    return 1 if report.errors else 0
+
+
+@main.command()
+@click.argument("geotiffs", type=click.Path(exists=True, file_okay=False))
+@click.option("--min-z", type=int, default=0, show_default=True,
+              help="Lowest zoom level to build.")
+@click.option("--max-z", type=int, default=13, show_default=True,
+              help="Zoom of the existing GeoTIFFs (the children of the first level).")
+@click.option("--workers", "-j", type=int, default=-1, show_default=True,
+              help="Worker count (-1: all cores).")
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Tiles per task sent to a worker.")
+@click.option("--backend", default="loky", show_default=True,
+              help="joblib backend: loky, threading, dask, ray.")
+@click.option("--overwrite", is_flag=True, help="Redo parents whose GeoTIFF exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--tms", default=None, help="Only this tile matrix set (default: all found).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PDG config JSON whose 'statistics' name the bands.")
+def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, quiet, tms,
+            config):
+    """Build the lower zoom levels of GEOTIFFS/<TMS>/<z>/<x>/<y>.tif, from MAX_Z down to MIN_Z.
+
+    Each parent is its four children reduced 2x2 per band by the statistic's
+    resampling_method (sum for counts, average for coverage).
+    """
+    from fastraster.pyramid import build_pyramid
+
+    report = build_pyramid(geotiffs, (min_z, max_z), stats=_config_stats(config),
+                           n_jobs=workers, batch_size=batch_size, backend=backend,
+                           overwrite=overwrite, progress=not quiet, tms=tms)
+    sys.exit(_report_exit(report))
+
+
+@main.command()
+@click.argument("geotiffs", type=click.Path(exists=True, file_okay=False))
+@click.argument("web", type=click.Path(file_okay=False))
+@click.option("--workers", "-j", type=int, default=-1, show_default=True,
+              help="Worker count (-1: all cores).")
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="GeoTIFFs per task sent to a worker.")
+@click.option("--backend", default="loky", show_default=True,
+              help="joblib backend: loky, threading, dask, ray.")
+@click.option("--overwrite", is_flag=True, help="Redo PNGs that exist.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--tms", default=None, help="Only this tile matrix set (default: all found).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PDG config JSON: 'statistics' with palette, val_range, nodata_val, ...")
+@click.option("--summary", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="rasters_summary.csv with the per-zoom ranges (default: GEOTIFFS/"
+                   "rasters_summary.csv, else computed from the GeoTIFFs).")
+@click.option("--base-url", default=None,
+              help="URL the web tiles will be served from, for WMTSCapabilities.xml "
+                   "(default: the file:// URL of WEB).")
+@click.option("--no-wmts", is_flag=True, help="Do not write WMTSCapabilities.xml.")
+def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, tms, config,
+             summary, base_url, no_wmts):
+    """Render GEOTIFFS/<TMS>/<z>/<x>/<y>.tif into WEB/<stat>/<TMS>/<z>/<x>/<y>.png.
+
+    One RGBA PNG per statistic, coloured as pdgraster colours them, plus
+    WEB/WMTSCapabilities.xml for QGIS or a web map.
+    """
+    from fastraster.webtiles import render_web_tiles
+
+    report = render_web_tiles(geotiffs, web, stats=_config_stats(config), summary=summary,
+                              n_jobs=workers, batch_size=batch_size, backend=backend,
+                              overwrite=overwrite, progress=not quiet, tms=tms,
+                              wmts=not no_wmts, base_url=base_url)
+    code = _report_exit(report)
+    if getattr(report, "wmts", None):
+        click.echo(f"WMTS capabilities: {report.wmts}")
+    sys.exit(code)
+
+
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--spacing", type=float, default=15.0, show_default=True,
@@ -87,20 +175,35 @@ def sample(out, spacing, seed):
 @click.argument("out", type=click.Path(file_okay=False), default="demo-output")
 @click.option("--workers", "-j", type=int, default=-1, show_default=True)
 def demo(out, workers):
-    """Generate sample data into OUT/staged and rasterize it into OUT/geotiff."""
+    """Generate sample data into OUT/staged, rasterize it into OUT/geotiff, build the lower
+    zoom levels, render OUT/web_tiles and write OUT/preview.png (the z13 mosaic)."""
+    from fastraster.pyramid import build_pyramid
     from fastraster.sample import make_sample
+    from fastraster.webtiles import mosaic_preview, render_web_tiles
 
     staged = os.path.join(out, "staged")
+    geotiffs = os.path.join(out, "geotiff")
     paths = make_sample(staged)
     click.echo(f"sample: {len(paths)} staged z13 tiles in {staged}")
-    report = _run(staged, os.path.join(out, "geotiff"), workers, 10, "loky", True, False,
+    report = _run(staged, geotiffs, workers, 10, "loky", True, False,
                   None, None, 256, "float32", None)
     for rec in report:
         if rec["status"] == "ok":
             click.echo(f"  {rec['output']}: {rec['polygons']} polygons, "
                        f"{1000 * rec['seconds']:.1f} ms")
-    click.echo(f"summary: {os.path.join(out, 'geotiff', 'rasters_summary.csv')}")
-    sys.exit(1 if report.errors else 0)
+    click.echo(f"summary: {os.path.join(geotiffs, 'rasters_summary.csv')}")
+    if report.errors:
+        sys.exit(1)
+    preview = mosaic_preview(geotiffs, 13, os.path.join(out, "preview.png"))
+    click.echo(f"preview: {preview}")
+    parents = build_pyramid(geotiffs, (0, 13), n_jobs=workers, overwrite=True,
+                            progress=False)
+    click.echo(f"pyramid z0-12: {parents.summary_line()}")
+    web = render_web_tiles(geotiffs, os.path.join(out, "web_tiles"), n_jobs=workers,
+                           overwrite=True, progress=False)
+    click.echo(f"web tiles: {web.summary_line()}")
+    click.echo(f"WMTS capabilities: {web.wmts}")
+    sys.exit(1 if parents.errors or web.errors else 0)
 
 
 if __name__ == "__main__":

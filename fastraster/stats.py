@@ -33,7 +33,7 @@ class Stat:
     nodata_val: float | None = None
     val_range: tuple | None = None
     nodata_color: str | None = None
-    palette: tuple | None = None
+    palette: tuple | str | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -78,11 +78,13 @@ class Stat:
                              f"{RESAMPLING}, not {resampling!r}")
         val_range = cfg.get("val_range")
         palette = cfg.get("palette")
+        if palette is not None and not isinstance(palette, str):
+            palette = tuple(palette)  # a list of colours; a str names a colormap
         return cls(name=name, weight_by=weight_by, property=prop, aggregation_method=agg,
                    resampling_method=resampling, nodata_val=cfg.get("nodata_val"),
                    val_range=tuple(val_range) if val_range is not None else None,
                    nodata_color=cfg.get("nodata_color"),
-                   palette=tuple(palette) if palette is not None else None, raw=dict(cfg))
+                   palette=palette, raw=dict(cfg))
 
 
 def parse_stats(stats=None) -> tuple[Stat, ...]:

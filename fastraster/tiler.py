@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import functools
 import json
@@ -19,7 +20,10 @@ from fastraster.pipeline import (
     write_events,
     write_summary,
 )
+from fastraster.pyramid import PyramidSettings, parent_of, pyramid_levels
 from fastraster.stats import DEFAULT_STATS, parse_stats
+from fastraster.webtiles import render_web_tiles, zoom_ranges
+from fastraster.wmts import write_capabilities
 
 #: A tile, field-compatible with ``morecantile.Tile`` (which pdgraster returns).
 Tile = namedtuple("Tile", ["x", "y", "z"])
@@ -147,14 +151,110 @@ class RasterTiler:
     def rasterize_vectors(self, paths, make_parents=False, overwrite=True) -> list[Tile]:
         """Rasterize many staged files; return the tiles that succeeded.
 
-        ``make_parents`` (lower zoom levels) is not built yet; passing True raises.
+        With ``make_parents`` the parents of those tiles are built too, down to the
+        configured minimum zoom (:meth:`parent_geotiffs_from_children`). Unlike pdgraster
+        the default is False, so batches sent to workers (the course notebook's pattern)
+        leave the lower levels to one final call.
         """
-        if make_parents:
-            raise NotImplementedError("parent (lower-zoom) GeoTIFFs are not built yet; "
-                                      "call with make_parents=False")
         records = [self._rasterize(p, overwrite) for p in paths]
         self._record(records)
+        tiles = [Tile(*r["tile"]) for r in records if r["status"] != "error"]
+        if make_parents and tiles:
+            self.parent_geotiffs_from_children(
+                {Tile(*parent_of(t)) for t in tiles if t.z > 0}, overwrite=overwrite)
+        return tiles
+
+    def parent_geotiffs_from_children(self, tiles, recursive=True, overwrite=True,
+                                      n_jobs=None) -> list[Tile]:
+        """Build the GeoTIFFs of ``tiles`` (all of one zoom) from their children in
+        ``dir_geotiff``, and, if ``recursive``, their parents down to ``z_range[0]``.
+
+        Each band is reduced 2x2 by its statistic's ``resampling_method``; missing
+        children count as empty (:func:`fastraster.pyramid.reduce_2x2`). Returns the tiles
+        built or kept; failures are recorded as events, not raised.
+        """
+        tiles = {Tile(*t) for t in tiles}
+        if not tiles:
+            return []
+        z_min = int(min(self.config["z_range"]))
+        settings = PyramidSettings(self.stats, overwrite, False)
+        records = pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"], tiles,
+                                 z_min, settings, n_jobs=n_jobs, recursive=recursive)
+        self._record(records)
         return [Tile(*r["tile"]) for r in records if r["status"] != "error"]
+
+    def get_z_ranges(self) -> dict:
+        """``{stat: {z: (min, max)}}`` of the rasters summary written so far."""
+        path = self.config["filename_rasters_summary"]
+        return zoom_ranges(path) if os.path.exists(path) else {}
+
+    def update_ranges(self) -> None:
+        """Fill missing ``val_range`` ends per zoom from the rasters summary, as pdgraster's
+        ``update_ranges`` does: where neither ``z_config[z]["val_range"]`` nor (without
+        one) the general ``val_range`` sets an end, it becomes the run's minimum / maximum
+        at ``z``, stored in ``z_config[z]`` (int keys; string keys from JSON are accepted)."""
+        stats = copy.deepcopy(list(self.config["statistics"]))
+        ranges = self.get_z_ranges()
+        for cfg in stats:
+            if cfg.get("z_config"):
+                cfg["z_config"] = {int(k): v for k, v in cfg["z_config"].items()}
+            for z, run in sorted(ranges.get(cfg["name"], {}).items()):
+                for i in (0, 1):
+                    entry = (cfg.get("z_config") or {}).get(z)
+                    vr = entry.get("val_range") if entry is not None else cfg.get("val_range")
+                    if vr is not None and vr[i] is not None:
+                        continue
+                    if cfg.get("z_config") is None:
+                        cfg["z_config"] = {}
+                    entry = cfg["z_config"].get(z) or {}
+                    cfg["z_config"][z] = entry
+                    filled = list(entry.get("val_range") or (None, None))
+                    filled[i] = run[i]
+                    entry["val_range"] = filled
+        self.config["statistics"] = stats
+        self.stats = parse_stats(stats)
+
+    def webtiles_from_geotiffs(self, geotiff_paths=None, update_ranges=True, overwrite=True,
+                               n_jobs=None) -> list[Tile]:
+        """Render one PNG per statistic of each GeoTIFF into ``dir_web_tiles``
+        (``<stat>/<TMS>/<z>/<x>/<y>.png``), coloured as pdgraster does
+        (:func:`fastraster.render_web_tiles`). With ``update_ranges`` the missing
+        ``val_range`` ends are first filled per zoom from the rasters summary."""
+        if update_ranges:
+            self.update_ranges()
+        if geotiff_paths is None:
+            geotiff_paths = self.tiles.get_filenames_from_dir("geotiff")
+        report = render_web_tiles(self.config["dir_geotiff"], self.config["dir_web_tiles"],
+                                  stats=self.config["statistics"], paths=list(geotiff_paths),
+                                  summary=False, n_jobs=n_jobs, overwrite=overwrite,
+                                  progress=False, wmts=False,
+                                  tms=self.config["tms_id"])
+        self.events.extend(report)
+        _locked_merge(self.config["filename_rasterization_events"], report,
+                      functools.partial(write_events, append=True))
+        return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
+
+    def webtiles_from_all_geotiffs(self, update_ranges=True, overwrite=True,
+                                   n_jobs=None) -> list[Tile]:
+        """:meth:`webtiles_from_geotiffs` for every GeoTIFF in ``dir_geotiff``, then
+        ``WMTSCapabilities.xml`` in ``dir_web_tiles``."""
+        tiles = self.webtiles_from_geotiffs(None, update_ranges, overwrite, n_jobs)
+        if tiles:
+            write_capabilities(self.config["dir_web_tiles"])
+        return tiles
+
+    def rasterize_all(self, overwrite=True, n_jobs=None) -> None:
+        """pdgraster's whole pipeline: every staged file to GeoTIFF, the lower zoom levels
+        down to ``z_range[0]``, then web tiles for every GeoTIFF (and the WMTS document)."""
+        paths = self.tiles.get_filenames_from_dir("staged")
+        if not paths:
+            raise ValueError(f"no staged files in {self.config['dir_staged']!r}")
+        self.rasterize_vectors(paths, make_parents=False, overwrite=overwrite)
+        tiles = self.tiles.get_filenames_from_dir("geotiff", z=self.z)
+        parents = {Tile(*parent_of(self.tiles.tile_from_path(p))) for p in tiles}
+        if self.z > 0 and parents:
+            self.parent_geotiffs_from_children(parents, overwrite=overwrite, n_jobs=n_jobs)
+        self.webtiles_from_all_geotiffs(overwrite=overwrite, n_jobs=n_jobs)
 
     def _record(self, records):
         self.events.extend(records)

@@ -231,8 +231,11 @@ def test_raster_tiler_pickles_and_writes_summary(sample_staged, tmp_path, monkey
         assert len(list(csv.DictReader(fh))) == 4
     assert tiler.rasterize_vector(str(tmp_path / "nope" / "13" / "1" / "2.gpkg")) is None
     assert tiler.get_errors()
-    with pytest.raises(NotImplementedError):
-        tiler.rasterize_vectors(paths, make_parents=True)
+    # make_parents=True builds the lower zoom levels down to z_range[0] (default 0).
+    tiler.rasterize_vectors(paths, make_parents=True)
+    assert [len(tiler.tiles.get_filenames_from_dir("geotiff", z=z)) for z in (13, 12, 0)] \
+        == [2, 1, 1]
+    assert len(tiler.tiles.get_filenames_from_dir("geotiff")) == 2 + 13
 
 
 def test_cli_rasterize(sample_staged, tmp_path):
