@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -164,6 +165,26 @@ def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, co
     return profile
 
 
+@contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """Yield a temporary path beside ``path``; on success ``os.replace`` it onto ``path``.
+
+    On any error the temporary file is removed and the error re-raised, so a reader (or a
+    crashed run) never sees a half-written file under the final name. The folder is created.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="float32",
                   nodata=None, cog=False) -> None:
     """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
@@ -172,20 +193,10 @@ def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="floa
     """
     import rasterio
 
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(array.astype(profile["dtype"], copy=False))
-            dst.descriptions = tuple(names)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(array.astype(profile["dtype"], copy=False))
+        dst.descriptions = tuple(names)
 
 
 def band_summary(array: np.ndarray) -> dict:

@@ -8,12 +8,12 @@ cells shrunk toward their centroids (the troughs), with wiggly densified edges, 
 from __future__ import annotations
 
 import os
-import uuid
 
 import numpy as np
 import shapely
 
 from fastraster.grid import TileGrid
+from fastraster.io import atomic_path
 
 #: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
 DEFAULT_TILES = ((1524, 910, 13), (1525, 910, 13), (1524, 911, 13), (1525, 911, 13))
@@ -109,17 +109,16 @@ def write_staged(geoms, out_dir, tiles=DEFAULT_TILES, tms="WorldCRS84Quad") -> l
             cy[sel] >= g.bottom)
         path = os.path.join(os.fspath(out_dir), tms, str(tile[2]), str(tile[0]),
                             f"{tile[1]}.gpkg")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.gpkg")
         fields = ["staging_centroid_x", "staging_centroid_y", "staging_centroid_within_tile",
                   "staging_duplicated", "staging_tile"]
         label = f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
         data = [cx[sel], cy[sel], within, np.zeros(sel.size, bool),
                 np.array([label] * sel.size, dtype=object)]
-        pyogrio.raw.write(tmp, shapely.to_wkb(geoms[sel]), data, fields, driver="GPKG",
-                          geometry_type="Polygon", crs="OGC:CRS84" if tms == "WorldCRS84Quad"
-                          else "EPSG:4326", layer=str(tile[1]))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".gpkg") as tmp:
+            pyogrio.raw.write(tmp, shapely.to_wkb(geoms[sel]), data, fields, driver="GPKG",
+                              geometry_type="Polygon",
+                              crs="OGC:CRS84" if tms == "WorldCRS84Quad" else "EPSG:4326",
+                              layer=str(tile[1]))
         paths.append(path)
     return paths
 

@@ -24,12 +24,12 @@ import os
 import re
 import time
 import traceback
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from fastraster.io import atomic_path
 from fastraster.pipeline import Report, find_staged, output_path
 from fastraster.pyramid import band_stats, parallel_map
 from fastraster.stats import parse_stats
@@ -371,17 +371,9 @@ def write_png(path, rgba: np.ndarray, compress_level: int = 6) -> None:
     """Write an RGBA PNG atomically (temp file in the same folder, then ``os.replace``)."""
     from PIL import Image
 
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(rgba, dtype=np.uint8), "RGBA").save(
             tmp, format="PNG", compress_level=compress_level)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def render_one(path: str, tms: str, tile, settings: _Settings) -> dict:

@@ -11,11 +11,11 @@ tiles' pixel size, top-left corner in the CRS's axis order).
 from __future__ import annotations
 
 import os
-import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from fastraster.grid import QUAD_TMS, TileGrid
+from fastraster.io import atomic_path
 from fastraster.pipeline import find_staged
 
 NS = {
@@ -181,14 +181,6 @@ def write_capabilities(web_dir, path=None, **kwargs) -> str:
     """Write :func:`capabilities` to ``<web_dir>/WMTSCapabilities.xml`` (atomically)."""
     path = os.fspath(path or os.path.join(os.fspath(web_dir), FILENAME))
     text = capabilities(web_dir, **kwargs)
-    folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
