@@ -6,6 +6,7 @@ import csv
 import os
 import re
 import resource
+import shutil
 import time
 import traceback
 import uuid
@@ -138,9 +139,9 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
                                      validate=settings.validate)
         t_w, c_w = time.perf_counter(), time.thread_time()
         names = [s.name for s in settings.stats]
-        write_geotiff(out_path, array, grid, names, dtype=settings.dtype,
+        written = array.astype(settings.dtype, copy=False)  # summaries describe the file
+        write_geotiff(out_path, written, grid, names, dtype=settings.dtype,
                       nodata=_common_nodata(settings.stats), cog=settings.cog)
-        written = array.astype(settings.dtype, copy=False)
         rec.update(status="ok", polygons=info["polygons"], read_s=info["read_s"],
                    compute_s=info["compute_s"], write_s=time.perf_counter() - t_w,
                    read_cpu_s=info["read_cpu_s"], compute_cpu_s=info["compute_cpu_s"],
@@ -157,8 +158,87 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
         rec["traceback"] = traceback.format_exc()
     rec["seconds"] = time.perf_counter() - t0
     rec["pid"] = os.getpid()
-    rec["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rec["maxrss_kb"] = peak_rss_kb()
     return rec
+
+
+def peak_rss_kb() -> int:
+    """Peak resident memory of this process, in kB.
+
+    Linux's ``VmHWM`` starts afresh at exec; ``ru_maxrss`` would carry over the parent's peak
+    into a forked-and-exec'd worker (loky's), overstating a 40 MB worker as 430 MB.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _prepare_backend(backend):
+    """Check that the optional backends ("dask", "ray") can run, and register ray's."""
+    if backend == "dask":
+        try:
+            from distributed import default_client
+        except ImportError as exc:
+            raise ImportError("backend='dask' needs dask.distributed: pip install "
+                              "'fastraster[dask]'") from exc
+        try:
+            default_client()
+        except ValueError as exc:
+            raise RuntimeError(
+                "backend='dask' needs a running dask.distributed Client; create one with "
+                "Client(...) first, e.g. Client(LocalCluster()) or "
+                "Client('tcp://scheduler:8786')") from exc
+    elif backend == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError as exc:
+            raise ImportError("backend='ray' needs ray: pip install 'fastraster[ray]'") from exc
+        register_ray()
+
+
+#: Tasks per joblib call for backends that cannot stream results (ray's pool-based one):
+#: bounds what the parent holds at once.
+_CHUNK_TASKS = 64
+
+
+def parallel_unordered(func, arg_tuples, *, n_jobs=None, backend="loky"):
+    """``func(*args)`` for each of ``arg_tuples`` on joblib workers, yielded as they finish.
+
+    One task per tuple (callers batch files into tasks themselves); results stream back
+    (``return_as="generator_unordered"``), or chunk by chunk for backends that cannot stream
+    (ray). ``backend="dask"`` needs a running ``dask.distributed`` Client (checked here, before
+    any work); ``"ray"`` is registered here.
+    """
+    _prepare_backend(backend)
+    return _parallel_unordered(func, arg_tuples, n_jobs, backend)
+
+
+def _parallel_unordered(func, arg_tuples, n_jobs, backend):
+    from contextlib import nullcontext
+
+    from joblib import Parallel, delayed, parallel_config
+
+    # The backend goes through parallel_config: it registers joblib's dask backend, and
+    # joblib 1.6's Parallel(backend="dask") would pass nesting_level on to client.submit.
+    with parallel_config(backend=backend) if backend is not None else nullcontext():
+        try:
+            parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)
+            streams = True
+        except ValueError:  # this backend cannot return generators
+            parallel = Parallel(n_jobs=n_jobs, batch_size=1)
+            streams = False
+    if streams:
+        yield from parallel(delayed(func)(*args) for args in arg_tuples)
+        return
+    arg_tuples = list(arg_tuples)
+    with parallel:  # one pool for all chunks
+        for i in range(0, len(arg_tuples), _CHUNK_TASKS):
+            yield from parallel(delayed(func)(*args) for args in arg_tuples[i:i + _CHUNK_TASKS])
 
 
 def _run_batch(jobs, settings):
@@ -210,9 +290,15 @@ class Report(list):
     """
 
     wall_seconds: float = 0.0
+    #: With ``rasterize_dir(keep_records=False)``: files per status and in all (the report
+    #: then holds only the error records).
+    counts: dict | None = None
+    total: int | None = None
 
     def n(self, status: str) -> int:
-        """Number of records with this status."""
+        """Number of files with this status."""
+        if self.counts is not None:
+            return self.counts.get(status, 0)
         return sum(1 for r in self if r["status"] == status)
 
     @property
@@ -222,7 +308,8 @@ class Report(list):
     def summary_line(self) -> str:
         ok, sk, err = self.n("ok"), self.n("skipped"), self.n("error")
         rate = ok / self.wall_seconds if self.wall_seconds > 0 else float("nan")
-        return (f"{len(self)} tiles: {ok} ok, {sk} skipped, {err} failed in "
+        total = len(self) if self.total is None else self.total
+        return (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
                 f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
 
 
@@ -268,25 +355,80 @@ def write_summary(path, records) -> None:
 
 
 def _previous_rows(path, header) -> list[list]:
+    return list(_iter_previous_rows(path, header))
+
+
+def _iter_previous_rows(path, header):
     if not os.path.exists(path):
-        return []
+        return
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         if next(reader, None) != header:
-            return []
-        return [row for row in reader if len(row) == len(header)]
+            return
+        yield from (row for row in reader if len(row) == len(header))
 
 
-def write_events(path, records, append=False) -> None:
-    """Write ``rasterization_events.csv`` (after the earlier rows if ``append``)."""
-    rows = [[r["path"], _fmt_tile(r["tile"]), r["status"], r["error"] or "",
+def event_rows(records) -> list[list]:
+    """``rasterization_events.csv`` rows of the records."""
+    return [[r["path"], _fmt_tile(r["tile"]), r["status"], r["error"] or "",
              f"{r['seconds']:.6f}", "" if r["polygons"] is None else r["polygons"],
              r["output"] or "", *(f"{r[k]:.6f}" if k in r else "" for k in
                                   ("read_s", "compute_s", "write_s", "read_cpu_s",
                                    "compute_cpu_s", "write_cpu_s")),
              r.get("bytes_read", "")] for r in records]
+
+
+def write_events(path, records, append=False) -> None:
+    """Write ``rasterization_events.csv`` (after the earlier rows if ``append``)."""
+    rows = event_rows(records)
     previous = _previous_rows(path, EVENT_COLUMNS) if append else []
     _atomic_csv(path, EVENT_COLUMNS, previous + rows)
+
+
+class _CsvStream:
+    """The two CSVs of ``rasterize_dir(keep_records=False)``: rows go to temporary files in
+    ``out_dir`` as records arrive; ``finish`` merges and renames them as ``write_summary``
+    and ``write_events`` would (rows in arrival order)."""
+
+    def __init__(self, out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+        self.paths = [os.path.join(out_dir, n) for n in ("rasters_summary.csv",
+                                                          "rasterization_events.csv")]
+        self.parts = [os.path.join(out_dir, f".{os.path.basename(p)}.{uuid.uuid4().hex}.tmp")
+                      for p in self.paths]
+        self.files = [open(p, "w", newline="") for p in self.parts]
+        self.summary, self.events = (csv.writer(fh) for fh in self.files)
+        # Outputs redone, needed only to drop their rows from an earlier summary.
+        self.redone = set() if os.path.exists(self.paths[0]) else None
+
+    def add(self, rec):
+        rows = summary_rows([rec])
+        self.summary.writerows(rows)
+        if self.redone is not None:
+            self.redone.update(row[9] for row in rows)
+        self.events.writerows(event_rows([rec]))
+
+    def finish(self):
+        for fh in self.files:
+            fh.close()
+        for path, part, header in zip(self.paths, self.parts, (SUMMARY_COLUMNS, EVENT_COLUMNS)):
+            old = _iter_previous_rows(path, header) if header is SUMMARY_COLUMNS else ()
+            tmp = f"{part}.final"
+            with open(tmp, "w", newline="") as out, open(part, newline="") as new:
+                w = csv.writer(out)
+                w.writerow(header)
+                w.writerows(row for row in old if self.redone is None or
+                            row[9] not in self.redone)
+                shutil.copyfileobj(new, out)
+            os.replace(tmp, path)
+            os.remove(part)
+
+    def discard(self):
+        for fh, part in zip(self.files, self.parts):
+            fh.close()
+            for p in (part, f"{part}.final"):
+                if os.path.exists(p):
+                    os.remove(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +439,7 @@ def write_events(path, records, append=False) -> None:
 def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats=None,
                   n_jobs=None, batch_size=10, backend="loky", overwrite=False, progress=True,
                   dtype="float32", deduplicate=False, validate="repair", cog=False,
-                  ext=".gpkg", summary=True) -> Report:
+                  ext=".gpkg", summary=True, keep_records=True) -> Report:
     """Rasterize every staged tile below ``staged_dir`` into ``out_dir``.
 
     Outputs go to ``<out_dir>/<TMS>/<z>/<x>/<y>.tif`` (written atomically; existing ones are
@@ -319,10 +461,11 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         Worker count as in joblib (None: joblib's default, 1 unless set by
         ``joblib.parallel_config``; -1: all cores).
     batch_size : int
-        Files per task sent to a worker.
+        Files per task sent to a worker (dask costs ~8 ms per task: use ~50 there on big
+        runs; docs/scale-out.md).
     backend : str
         Any joblib backend: "loky" (processes), "threading" (kernels release the GIL),
-        "dask" (a running ``dask.distributed`` client), "ray".
+        "dask" (needs a running ``dask.distributed`` Client, else RuntimeError), "ray".
     overwrite, progress : bool
     dtype : "float32" or "float64"
         Output sample type (values are always computed in float64).
@@ -337,15 +480,19 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         Extension of staged files.
     summary : bool
         Write the two CSVs.
+    keep_records : bool
+        Keep every record in the report (default). ``False`` streams the CSV rows to disk as
+        results arrive and keeps only the error records and the counts per status
+        (``report.counts``, ``report.total``), so that the parent's memory does not grow
+        with the number of tiles (about 2.5 kB per kept record); CSV rows are then in
+        completion order.
 
     Returns
     -------
     Report
-        One record per input file; a failing file is a record with ``status="error"``, it
-        never stops the run.
+        One record per input file (``keep_records=False``: per failed file); a failing file
+        is a record with ``status="error"``, it never stops the run.
     """
-    from joblib import Parallel, delayed
-
     t0 = time.perf_counter()
     stats = parse_stats(stats)
     files = find_staged(staged_dir, tms, z, ext)
@@ -355,26 +502,42 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     warm_up()
     batch_size = max(int(batch_size), 1)
     batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    results = parallel_unordered(_run_batch, [(b, settings) for b in batches], n_jobs=n_jobs,
+                                 backend=backend)
     records: dict[str, dict] = {}
+    counts: dict[str, int] = {}
+    stream = _CsvStream(out_dir) if summary and not keep_records else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), unit="tile", desc="rasterize", disable=not jobs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
-                            batch_size=1)
-        for batch in parallel(delayed(_run_batch)(b, settings) for b in batches):
-            for rec in batch:
-                records[rec["path"]] = rec
-            if bar is not None:
-                bar.update(len(batch))
-    if bar is not None:
-        bar.close()
-    report = Report(records[f.path] for f in files)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            for batch in results:
+                for rec in batch:
+                    if keep_records or rec["status"] == "error":
+                        records[rec["path"]] = rec
+                    counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                    if stream is not None:
+                        stream.add(rec)
+                if bar is not None:
+                    bar.update(len(batch))
+        if stream is not None:
+            stream.finish()
+    except BaseException:
+        if stream is not None:
+            stream.discard()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    report = Report(records[f.path] for f in files if f.path in records)
+    if not keep_records:
+        report.counts, report.total = counts, len(files)
     report.wall_seconds = time.perf_counter() - t0
-    if summary:
+    if summary and keep_records:
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, "rasters_summary.csv"), report)
         write_events(os.path.join(out_dir, "rasterization_events.csv"), report)

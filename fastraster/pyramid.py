@@ -21,6 +21,7 @@ from fastraster.pipeline import (
     Report,
     find_staged,
     output_path,
+    parallel_unordered,
     write_events,
     write_summary,
 )
@@ -261,21 +262,6 @@ def build_parent(geotiff_dir, tms: str, tile, settings: PyramidSettings) -> dict
     return rec
 
 
-def parallel_map(func, arg_tuples, *, n_jobs=None, backend="loky"):
-    """``func(*args)`` for each tuple on joblib workers, results streamed back unordered:
-    ``pipeline.parallel_unordered`` (which also prepares the dask and ray backends) where
-    it exists, else joblib's ``Parallel`` as ``rasterize_dir`` has always used it."""
-    try:
-        from fastraster.pipeline import parallel_unordered
-    except ImportError:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
-                            batch_size=1)
-        return parallel(delayed(func)(*args) for args in arg_tuples)
-    return parallel_unordered(func, arg_tuples, n_jobs=n_jobs, backend=backend)
-
-
 def _run_batch(geotiff_dir, jobs, settings):
     return [build_parent(geotiff_dir, tms, tile, settings) for tms, tile in jobs]
 
@@ -314,7 +300,7 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, settings: Pyramid
 
             bar = tqdm(total=len(jobs), unit="tile", desc=f"pyramid z{z}")
         done = {}
-        for batch in parallel_map(_run_batch, [(geotiff_dir, b, settings) for b in batches],
+        for batch in parallel_unordered(_run_batch, [(geotiff_dir, b, settings) for b in batches],
                                   n_jobs=n_jobs, backend=backend):
             for rec in batch:
                 done[rec["tile"]] = rec

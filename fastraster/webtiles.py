@@ -30,8 +30,8 @@ from functools import lru_cache
 import numpy as np
 
 from fastraster.io import atomic_path
-from fastraster.pipeline import Report, find_staged, output_path
-from fastraster.pyramid import band_stats, parallel_map
+from fastraster.pipeline import Report, find_staged, output_path, parallel_unordered
+from fastraster.pyramid import band_stats
 from fastraster.stats import parse_stats
 
 DEFAULT_COLORS = ("#FFFFFF", "#000000")
@@ -484,7 +484,7 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
 
         bar = tqdm(total=len(jobs), unit="tile", desc="webtiles", disable=not jobs)
     records = {}
-    for batch in parallel_map(_run_batch, [(b, settings) for b in batches], n_jobs=n_jobs,
+    for batch in parallel_unordered(_run_batch, [(b, settings) for b in batches], n_jobs=n_jobs,
                               backend=backend):
         for rec in batch:
             records[rec["path"]] = rec
