@@ -62,11 +62,24 @@ def _with_common(f):
 @click.argument("staged", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @_with_common
+@click.option("--scheduler", default=None,
+              help="Address of a running dask.distributed scheduler (tcp://host:8786); "
+                   "implies --backend dask.")
 def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, tile_size,
-              dtype, config):
+              dtype, config, scheduler):
     """Rasterize every STAGED/<TMS>/<z>/<x>/<y>.gpkg into OUT/<TMS>/<z>/<x>/<y>.tif."""
-    report = _run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
-                  tile_size, dtype, config)
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise click.UsageError("--scheduler needs dask.distributed: "
+                                   "pip install 'fastraster[dask]'") from exc
+        with Client(scheduler):  # the default client for joblib's dask backend
+            report = _run(staged, out, workers, batch_size, "dask", overwrite, quiet, tms, z,
+                          tile_size, dtype, config)
+    else:
+        report = _run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
+                      tile_size, dtype, config)
     sys.exit(1 if report.errors else 0)
 
 

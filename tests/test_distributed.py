@@ -189,3 +189,19 @@ def test_backends_without_generators_are_run_chunk_by_chunk():
     n = 150  # more than two chunks
     got = parallel_unordered(abs, [(-i,) for i in range(n)], n_jobs=2, backend="no-generators")
     assert list(got) == list(range(n))
+
+
+def test_cli_scheduler_option_runs_on_the_cluster(dask_client, sample_staged, tmp_path):
+    from click.testing import CliRunner
+
+    from fastraster.cli import main
+
+    result = CliRunner().invoke(main, ["rasterize", str(sample_staged), str(tmp_path / "d"),
+                                       "--scheduler", dask_client.scheduler.address,
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "2 tiles: 2 ok, 0 skipped, 0 failed" in result.output
+    ref = fastraster.rasterize_dir(sample_staged, tmp_path / "l", progress=False)
+    for a, b in zip(tif_files(tmp_path / "l"), tif_files(tmp_path / "d"), strict=True):
+        np.testing.assert_array_equal(read_tif(a)[0], read_tif(b)[0])
+    assert ref.n("ok") == 2
