@@ -33,15 +33,29 @@ def _run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, ti
     return report
 
 
-_common = [
-    click.option("--workers", "-j", type=int, default=-1, show_default=True,
-                 help="Worker count (-1: all cores)."),
-    click.option("--batch-size", type=int, default=10, show_default=True,
-                 help="Files per task sent to a worker."),
-    click.option("--backend", default="loky", show_default=True,
-                 help="joblib backend: loky, threading, dask, ray."),
-    click.option("--overwrite", is_flag=True, help="Redo tiles whose GeoTIFF exists."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+def _parallel_options(batch_size, unit, redo):
+    """Options every parallel command shares: workers, batching, backend, resume, quiet."""
+    return [
+        click.option("--workers", "-j", type=int, default=-1, show_default=True,
+                     help="Worker count (-1: all cores)."),
+        click.option("--batch-size", type=int, default=batch_size, show_default=True,
+                     help=f"{unit} per task sent to a worker."),
+        click.option("--backend", default="loky", show_default=True,
+                     help="joblib backend: loky, threading, dask, ray."),
+        click.option("--overwrite", is_flag=True, help=redo),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+
+
+def _apply(options):
+    def decorate(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return decorate
+
+
+_common = _parallel_options(10, "Files", "Redo tiles whose GeoTIFF exists.") + [
     click.option("--tms", default=None, help="Tile matrix set id (default: from the paths)."),
     click.option("--z", type=int, default=None, help="Zoom (default: from the paths)."),
     click.option("--tile-size", type=int, default=256, show_default=True),
@@ -52,16 +66,10 @@ _common = [
 ]
 
 
-def _with_common(f):
-    for opt in reversed(_common):
-        f = opt(f)
-    return f
-
-
 @main.command()
 @click.argument("staged", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
-@_with_common
+@_apply(_common)
 @click.option("--scheduler", default=None,
               help="Address of a running dask.distributed scheduler (tcp://host:8786); "
                    "implies --backend dask.")
@@ -105,14 +113,7 @@ def _report_exit(report):
               help="Lowest zoom level to build.")
 @click.option("--max-z", type=int, default=13, show_default=True,
               help="Zoom of the existing GeoTIFFs (the children of the first level).")
-@click.option("--workers", "-j", type=int, default=-1, show_default=True,
-              help="Worker count (-1: all cores).")
-@click.option("--batch-size", type=int, default=8, show_default=True,
-              help="Tiles per task sent to a worker.")
-@click.option("--backend", default="loky", show_default=True,
-              help="joblib backend: loky, threading, dask, ray.")
-@click.option("--overwrite", is_flag=True, help="Redo parents whose GeoTIFF exists.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_apply(_parallel_options(8, "Tiles", "Redo parents whose GeoTIFF exists."))
 @click.option("--tms", default=None, help="Only this tile matrix set (default: all found).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PDG config JSON whose 'statistics' name the bands.")
@@ -134,14 +135,7 @@ def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, qui
 @main.command()
 @click.argument("geotiffs", type=click.Path(exists=True, file_okay=False))
 @click.argument("web", type=click.Path(file_okay=False))
-@click.option("--workers", "-j", type=int, default=-1, show_default=True,
-              help="Worker count (-1: all cores).")
-@click.option("--batch-size", type=int, default=16, show_default=True,
-              help="GeoTIFFs per task sent to a worker.")
-@click.option("--backend", default="loky", show_default=True,
-              help="joblib backend: loky, threading, dask, ray.")
-@click.option("--overwrite", is_flag=True, help="Redo PNGs that exist.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_apply(_parallel_options(16, "GeoTIFFs", "Redo PNGs that exist."))
 @click.option("--tms", default=None, help="Only this tile matrix set (default: all found).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PDG config JSON: 'statistics' with palette, val_range, nodata_val, ...")

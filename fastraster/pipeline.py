@@ -241,6 +241,36 @@ def _parallel_unordered(func, arg_tuples, n_jobs, backend):
             yield from parallel(delayed(func)(*args) for args in arg_tuples[i:i + _CHUNK_TASKS])
 
 
+def batched_records(func, jobs, args=(), *, batch_size=10, n_jobs=None, backend="loky",
+                    progress=False, desc="tiles"):
+    """Run ``func(batch, *args)`` on joblib workers for batches of ``jobs``; yield the records
+    each returns, batch by batch as they finish (unordered), advancing a tqdm bar.
+
+    The backend is checked before any work (see :func:`parallel_unordered`).
+    """
+    batch_size = max(int(batch_size), 1)
+    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    results = parallel_unordered(func, [(b, *args) for b in batches], n_jobs=n_jobs,
+                                 backend=backend)
+    return _with_progress(results, len(jobs), progress, desc)
+
+
+def _with_progress(results, total, progress, desc):
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="tile", desc=desc, disable=not total)
+    try:
+        for batch in results:
+            yield from batch
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _run_batch(jobs, settings):
     return [rasterize_one(job, out, settings) for job, out in jobs]
 
@@ -500,39 +530,27 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                          validate, cog)
     jobs = [(f, output_path(out_dir, f.tms, f.tile) if f.tile else None) for f in files]
     warm_up()
-    batch_size = max(int(batch_size), 1)
-    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-    results = parallel_unordered(_run_batch, [(b, settings) for b in batches], n_jobs=n_jobs,
-                                 backend=backend)
+    results = batched_records(_run_batch, jobs, (settings,), batch_size=batch_size,
+                              n_jobs=n_jobs, backend=backend, progress=progress,
+                              desc="rasterize")
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}
     stream = _CsvStream(out_dir) if summary and not keep_records else None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), unit="tile", desc="rasterize", disable=not jobs)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            for batch in results:
-                for rec in batch:
-                    if keep_records or rec["status"] == "error":
-                        records[rec["path"]] = rec
-                    counts[rec["status"]] = counts.get(rec["status"], 0) + 1
-                    if stream is not None:
-                        stream.add(rec)
-                if bar is not None:
-                    bar.update(len(batch))
+            for rec in results:
+                if keep_records or rec["status"] == "error":
+                    records[rec["path"]] = rec
+                counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                if stream is not None:
+                    stream.add(rec)
         if stream is not None:
             stream.finish()
     except BaseException:
         if stream is not None:
             stream.discard()
         raise
-    finally:
-        if bar is not None:
-            bar.close()
     report = Report(records[f.path] for f in files if f.path in records)
     if not keep_records:
         report.counts, report.total = counts, len(files)

@@ -19,9 +19,9 @@ from fastraster.grid import TileGrid
 from fastraster.io import band_summary, write_geotiff
 from fastraster.pipeline import (
     Report,
+    batched_records,
     find_staged,
     output_path,
-    parallel_unordered,
     write_events,
     write_summary,
 )
@@ -262,7 +262,7 @@ def build_parent(geotiff_dir, tms: str, tile, settings: PyramidSettings) -> dict
     return rec
 
 
-def _run_batch(geotiff_dir, jobs, settings):
+def _run_batch(jobs, geotiff_dir, settings):
     return [build_parent(geotiff_dir, tms, tile, settings) for tms, tile in jobs]
 
 
@@ -287,27 +287,14 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, settings: Pyramid
     ``z_min``. Returns the records of every tile tried, level by level."""
     records: list[dict] = []
     level = sorted({tuple(t) for t in parents})
-    batch_size = max(int(batch_size), 1)
     while level and level[0][2] >= z_min:
         z = level[0][2]
         if any(t[2] != z for t in level):
             raise ValueError("parent tiles must all be of one zoom level")
         jobs = [(tms, t) for t in level]
-        batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(jobs), unit="tile", desc=f"pyramid z{z}")
-        done = {}
-        for batch in parallel_unordered(_run_batch, [(geotiff_dir, b, settings) for b in batches],
-                                  n_jobs=n_jobs, backend=backend):
-            for rec in batch:
-                done[rec["tile"]] = rec
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
+        done = {rec["tile"]: rec for rec in batched_records(
+            _run_batch, jobs, (geotiff_dir, settings), batch_size=batch_size, n_jobs=n_jobs,
+            backend=backend, progress=progress, desc=f"pyramid z{z}")}
         records.extend(done[t] for t in level)
         if not recursive or z == 0:
             break

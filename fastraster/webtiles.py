@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from fastraster.io import atomic_path
-from fastraster.pipeline import Report, find_staged, output_path, parallel_unordered
+from fastraster.pipeline import Report, batched_records, find_staged, output_path
 from fastraster.pyramid import band_stats
 from fastraster.stats import parse_stats
 
@@ -476,22 +476,9 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
         ranges = zoom_ranges(summary)
     settings = _Settings(web_dir, stats, ranges, overwrite, int(compress_level))
     jobs = [(f.path, f.tms, f.tile) for f in files]
-    batch_size = max(int(batch_size), 1)
-    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), unit="tile", desc="webtiles", disable=not jobs)
-    records = {}
-    for batch in parallel_unordered(_run_batch, [(b, settings) for b in batches], n_jobs=n_jobs,
-                              backend=backend):
-        for rec in batch:
-            records[rec["path"]] = rec
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
+    records = {rec["path"]: rec for rec in batched_records(
+        _run_batch, jobs, (settings,), batch_size=batch_size, n_jobs=n_jobs, backend=backend,
+        progress=progress, desc="webtiles")}
     report = Report(records[f.path] for f in files)
     report.wmts = None
     if wmts and os.path.isdir(web_dir):
