@@ -475,7 +475,7 @@ def _reduce_into(out, r, c, v, mode):
 
 @kernel
 def touching_reduce(x, y, ring_offsets, part_offsets, geom_offsets, values, mode,
-                    x0, dx, y0, dy, out, scratch_acc, scratch_touched, scratch_wacc):
+                    x0, dx, y0, dy, out, scratch_touched, scratch_wacc):
     """Reduce ``values`` over the polygons that overlap each pixel with positive area.
 
     A polygon overlaps a pixel's interior iff its boundary crosses the open pixel (marked by
@@ -490,11 +490,11 @@ def touching_reduce(x, y, ring_offsets, part_offsets, geom_offsets, values, mode
         ``REDUCE_SUM`` (``out += v``; with v = 1 a count), ``REDUCE_MIN`` or ``REDUCE_MAX``
         (``out`` must then start as NaN, meaning "no polygon").
     out : float64 array (height, width)
-    scratch_acc : float64 array (height, width + 1), unused placeholder for the walk
     scratch_wacc : float64 array (height, width + 1), all zero, left all zero
     scratch_touched : uint8 array (height, width), all zero, left all zero
     """
     height, width = out.shape
+    no_area = np.zeros((1, 1))  # the edge walk below only marks; it writes no area
     n_geoms = geom_offsets.shape[0] - 1
     for g in range(n_geoms):
         c_start = ring_offsets[part_offsets[geom_offsets[g]]]
@@ -535,8 +535,8 @@ def touching_reduce(x, y, ring_offsets, part_offsets, geom_offsets, values, mode
                     ay = by
                     bx = (x[j] - x0) / dx
                     by = (y0 - y[j]) / dy
-                    _accumulate_segment(ax, ay, bx, by, 1.0 * s, height, width,
-                                        scratch_acc, scratch_touched, False)
+                    _accumulate_segment(ax, ay, bx, by, 1.0 * s, height, width, no_area,
+                                        scratch_touched, False)
                     _centre_crossings(ax, ay, bx, by, 1.0 * s, height, width, scratch_wacc)
         # Every mark and crossing of this polygon lies in rows [r0, r1) and columns
         # [c0, c1] (a crossing at x lands in column floor(x + 0.5) <= c1), so only that

@@ -6,7 +6,7 @@ import numpy as np
 import shapely
 
 from fastraster import _kernels as K
-from fastraster.geometry import RaggedPolygons
+from fastraster.geometry import RaggedPolygons, polygonal_part
 from fastraster.grid import TileGrid
 from fastraster.stats import Stat, parse_stats
 
@@ -85,8 +85,7 @@ class _Tile:
         g = self.grid
         out = np.full((g.height, g.width), np.nan if mode != K.REDUCE_SUM else 0.0)
         K.touching_reduce(*self.polys.arrays, np.asarray(values, np.float64), mode, g.left,
-                          g.dx, g.top, g.dy, out, np.zeros((g.height, g.width + 1)),
-                          np.zeros((g.height, g.width), np.uint8),
+                          g.dx, g.top, g.dy, out, np.zeros((g.height, g.width), np.uint8),
                           np.zeros((g.height, g.width + 1)))
         return out
 
@@ -105,15 +104,8 @@ class _Tile:
         box = shapely.box(g.left, g.bottom, g.right, g.top)
         geoms = shapely.intersection(self.polys.to_shapely(), box)
         union = shapely.union_all(geoms)
-        sub = _Tile(RaggedPolygons.from_shapely([_polygonal(union)]), g, None)
+        sub = _Tile(RaggedPolygons.from_shapely([polygonal_part(union)]), g, None)
         return np.minimum(sub.coverage(), 1.0)
-
-
-def _polygonal(g):
-    if g.geom_type in ("Polygon", "MultiPolygon") or g.is_empty:
-        return g if not g.is_empty else None
-    parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
-    return shapely.MultiPolygon(parts) if parts else None
 
 
 _REDUCE = {"sum": K.REDUCE_SUM, "min": K.REDUCE_MIN, "max": K.REDUCE_MAX}

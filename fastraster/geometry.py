@@ -75,7 +75,7 @@ class RaggedPolygons:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"geometry {i} is a {shapely.get_type_id(geoms[i]) and geoms[i].geom_type}, "
+                f"geometry {i} is a {geoms[i].geom_type}, "
                 "not a Polygon or MultiPolygon")
         if missing.any():
             geoms = geoms.copy()
@@ -208,11 +208,13 @@ def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedP
         raise ValueError(f"{n_bad} invalid polygon(s); first is feature {idx[0]}: {reason}")
     fixed = shapely.make_valid(geoms[idx], method="structure", keep_collapsed=False)
     # make_valid may return collections (e.g. with slivers collapsed to lines): keep the area.
-    fixed = np.array([_polygonal_part(g) for g in fixed], dtype=object)
+    fixed = np.array([polygonal_part(g) for g in fixed], dtype=object)
     return polys.replace(idx, fixed), n_bad
 
 
-def _polygonal_part(g):
+def polygonal_part(g):
+    """The polygonal part of a geometry (e.g. of a make_valid or intersection result that
+    holds collapsed lines or points too); an empty MultiPolygon if there is none."""
     if g is None or g.is_empty:
         return shapely.MultiPolygon()
     if g.geom_type in ("Polygon", "MultiPolygon"):

@@ -85,7 +85,7 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
 
 
 def _column(table, name, dtype):
-    col = table[name].combine_chunks() if hasattr(table[name], "combine_chunks") else table[name]
+    col = table[name].combine_chunks()
     if dtype is bool:
         return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
