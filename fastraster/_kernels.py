@@ -23,8 +23,10 @@ import numpy as np
 from numba import njit
 
 #: The one decorator for every kernel: cached to disk (fast worker start-up) and free of the
-#: GIL (so joblib's threading backend runs kernels in parallel).
-kernel = njit(cache=True, nogil=True)
+#: GIL (so joblib's threading backend runs kernels in parallel). ``error_model="numpy"``: a
+#: division by zero gives inf or NaN instead of raising, so no kernel can raise and numba
+#: emits no zero test in front of every division of the inner loops.
+kernel = njit(cache=True, nogil=True, error_model="numpy")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,8 +224,31 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
         Accumulator, modified in place; turn it into areas with :func:`coverage_finish`.
     touched : uint8 array (height, width)
         Set to 1 where some polygon boundary crosses the open pixel interior.
+
+    Notes
+    -----
+    Edges of small polygons are short: most lie inside one pixel and most of the rest cross
+    exactly one pixel boundary. So each ring is walked as *runs*: the consecutive edge pieces
+    lying in one pixel are summed in registers (their height ``s1``, their height times the
+    sum of their end points' offsets into the pixel ``s2``) and written to ``acc`` once, when
+    the walk leaves the pixel. An edge crossing one boundary is split at the crossing point,
+    which is placed exactly on the crossed grid line; only edges crossing two or more
+    boundaries (or a pixel corner) take the general row-by-row walk, after the ring. Offsets
+    into the pixel are taken as ``p - floor(p)``, which is exact, so an edge along a pixel's
+    west or north side is recognised exactly and does not mark it touched.
     """
     height, width = touched.shape
+    fh = float(height)
+    fw = float(width)
+    n_rings = ring_offsets.shape[0] - 1
+    longest = 1
+    for k in range(n_rings):
+        longest = max(longest, ring_offsets[k + 1] - ring_offsets[k])
+    # One ring at a time in pixel coordinates, closed, plus a NaN sentinel vertex: its edge
+    # fails every test below, so the last run is written by the same code as the others.
+    px = np.empty(longest + 2)
+    py = np.empty(longest + 2)
+    slow = np.empty(longest + 1, np.int64)
     n_geoms = geom_offsets.shape[0] - 1
     for g in range(n_geoms):
         w = weights[g]
@@ -231,49 +256,117 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
             first_ring = part_offsets[p]
             for k in range(first_ring, part_offsets[p + 1]):
                 start = ring_offsets[k]
-                stop = ring_offsets[k + 1]
-                s = _ring_sign(x, y, start, stop, k == first_ring)
-                if s == 0:
+                n = ring_offsets[k + 1] - start
+                if n < 3:
                     continue
-                d = s * w
-                bx = (x[start] - x0) / dx
-                by = (y0 - y[start]) / dy
-                for i in range(start + 1, stop + 1):
-                    j = i if i < stop else start  # closes the ring if it is left open
+                xs = x[start:start + n]
+                ys = y[start:start + n]
+                for i in range(n):
+                    px[i] = (xs[i] - x0) / dx
+                    py[i] = (y0 - ys[i]) / dy
+                px[n] = px[0]
+                py[n] = py[0]
+                px[n + 1] = np.nan
+                py[n + 1] = np.nan
+                # Orientation from the shoelace sum in pixel axes (y down, so a ring that is
+                # counter-clockwise in CRS axes has a negative sum), relative to the first
+                # vertex so that the sum keeps the precision of small polygons.
+                xr = px[0]
+                yr = py[0]
+                a0 = 0.0
+                a1 = 0.0
+                for i in range(1, n - 1):
+                    a0 += (px[i] - xr) * (py[i + 1] - yr)
+                    a1 += (px[i + 1] - xr) * (py[i] - yr)
+                area = a0 - a1
+                if area == 0.0:
+                    continue
+                o = -1.0 if area > 0.0 else 1.0
+                # Exteriors add area and holes remove it, whatever their input orientation.
+                d = (o if k == first_ring else -o) * w
+                bx = px[0]
+                by = py[0]
+                fbc = np.floor(bx)
+                fbr = np.floor(by)
+                fxb = bx - fbc
+                fyb = by - fbr
+                s1 = 0.0
+                s2 = 0.0
+                tt = 0.0
+                ns = 0
+                for i in range(n + 1):
                     ax = bx
                     ay = by
-                    bx = (x[j] - x0) / dx
-                    by = (y0 - y[j]) / dy
-                    # Fast path: most edges of small polygons lie inside one pixel. Their whole
-                    # (signed) height goes to that pixel, split by the edge's mean x; the same
-                    # arithmetic as the general walk, without its data-dependent branches.
-                    fr = math.floor(ay)
-                    if fr == math.floor(by) and fr >= 0.0 and fr < height:
-                        r = int(fr)
-                        fc = math.floor(ax)
-                        if fc == math.floor(bx) and fc >= 0.0 and fc < width:
-                            c = int(fc)
-                            h = d * (by - ay)
-                            fm = 0.5 * (ax + bx) - fc
-                            acc[r, c] += h * (1.0 - fm)
-                            acc[r, c + 1] += h * fm
-                            # It crosses the open pixel unless it is a point or runs along
-                            # the pixel's west edge (vertical) or north edge (horizontal).
-                            if ((ax != bx or ay != by) and (ax != fc or ax != bx)
-                                    and (ay != fr or ay != by)):
-                                touched[r, c] = 1
-                        elif ay != by:
-                            # One row, several columns: the row piece directly, no row split.
-                            if by > ay:
-                                _accumulate_row_piece(r, ax, bx, by - ay, d, width, acc,
-                                                      touched, True)
-                            else:
-                                _accumulate_row_piece(r, bx, ax, ay - by, -d, width, acc,
-                                                      touched, True)
-                        else:
-                            _mark_horizontal(ax, bx, ay, height, width, touched)
+                    fac = fbc
+                    far = fbr
+                    fxa = fxb
+                    fya = fyb
+                    bx = px[i + 1]
+                    by = py[i + 1]
+                    fbc = np.floor(bx)
+                    fbr = np.floor(by)
+                    fxb = bx - fbc
+                    fyb = by - fbr
+                    if fbc == fac and fbr == far:
+                        # Inside one pixel: extend the run. The piece crosses the open pixel
+                        # unless both ends lie on its west side or both on its north side.
+                        h = by - ay
+                        sx = fxa + fxb
+                        s1 += h
+                        s2 += h * sx
+                        tt = max(tt, min(sx, fya + fyb))
                         continue
-                    _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched, True)
+                    ac = abs(fbc - fac)
+                    ar = abs(fbr - far)
+                    if ac + ar == 1.0:
+                        # One grid line crossed (ac: a column line, ar: a row line). Split at
+                        # q on that line; a-q ends this run, q-b starts the next one. q is
+                        # written as b + u (a - b) so that it stays between a and b.
+                        xl = max(fac, fbc)
+                        yl = max(far, fbr)
+                        u = 1.0 - ((ac * (xl - ax) + ar * (yl - ay))
+                                   / (ac * (bx - ax) + ar * (by - ay)))
+                        qx = bx + u * (ax - bx)
+                        qy = by + u * (ay - by)
+                        qx += ac * (xl - qx)
+                        qy += ar * (yl - qy)
+                        h = qy - ay
+                        sx = fxa + (qx - fac)
+                        s1 += h
+                        s2 += h * sx
+                        tt = max(tt, min(sx, fya + (qy - far)))
+                        n1 = by - qy
+                        sx = (qx - fbc) + fxb
+                        n2 = n1 * sx
+                        nt = min(sx, (qy - fbr) + fyb)
+                    else:
+                        # Two or more lines, or the sentinel: leave it to the general walk.
+                        slow[ns] = i
+                        ns += 1
+                        n1 = 0.0
+                        n2 = 0.0
+                        nt = 0.0
+                    # Write the run that ends here (pixel far, fac). West of the raster its
+                    # whole height counts for every pixel of the row; east of it, for none.
+                    if far >= 0.0 and far < fh:
+                        r = int(far)
+                        if fac < 0.0:
+                            acc[r, 0] += d * s1
+                        elif fac < fw:
+                            c = int(fac)
+                            v2 = 0.5 * s2
+                            acc[r, c] += d * (s1 - v2)
+                            acc[r, c + 1] += d * v2
+                            if tt > 0.0:
+                                touched[r, c] = 1
+                    s1 = n1
+                    s2 = n2
+                    tt = nt
+                # The last entry is the sentinel edge.
+                for q in range(ns - 1):
+                    i = slow[q]
+                    _accumulate_segment(px[i], py[i], px[i + 1], py[i + 1], d, height, width,
+                                        acc, touched, True)
 
 
 @kernel
