@@ -228,14 +228,22 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
     Notes
     -----
     Edges of small polygons are short: most lie inside one pixel and most of the rest cross
-    exactly one pixel boundary. So each ring is walked as *runs*: the consecutive edge pieces
-    lying in one pixel are summed in registers (their height ``s1``, their height times the
-    sum of their end points' offsets into the pixel ``s2``) and written to ``acc`` once, when
-    the walk leaves the pixel. An edge crossing one boundary is split at the crossing point,
-    which is placed exactly on the crossed grid line; only edges crossing two or more
-    boundaries (or a pixel corner) take the general row-by-row walk, after the ring. Offsets
-    into the pixel are taken as ``p - floor(p)``, which is exact, so an edge along a pixel's
-    west or north side is recognised exactly and does not mark it touched.
+    exactly one grid line. Each ring is converted to pixel coordinates and walked twice:
+
+    1. without branches, over all edges: cumulative sums over the edges lying inside one
+       pixel (their height, and their height times the sum of their end points' offsets into
+       the pixel), a cumulative count of those crossing the open pixel, and the list of edges
+       that leave their pixel;
+    2. once per edge leaving its pixel: the run of pieces in the pixel it leaves (differences
+       of the cumulative sums, plus the first piece of the leaving edge) is written to
+       ``acc`` in one go. An edge crossing one grid line is split at the crossing point,
+       placed exactly on that line; an edge crossing several (or a pixel corner) takes the
+       general row-by-row walk.
+
+    Offsets into a pixel are ``p - floor(p)``, which is exact, so a piece along a pixel's
+    west or north side (both offsets zero on that axis) is recognised exactly and does not
+    mark the pixel touched. Mispredicted branches, not arithmetic, dominated the one-pass
+    walk, hence the branch-free first pass.
     """
     height, width = touched.shape
     fh = float(height)
@@ -244,11 +252,13 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
     longest = 1
     for k in range(n_rings):
         longest = max(longest, ring_offsets[k + 1] - ring_offsets[k])
-    # One ring at a time in pixel coordinates, closed, plus a NaN sentinel vertex: its edge
-    # fails every test below, so the last run is written by the same code as the others.
-    px = np.empty(longest + 2)
-    py = np.empty(longest + 2)
-    slow = np.empty(longest + 1, np.int64)
+    px = np.empty(longest + 1)
+    py = np.empty(longest + 1)
+    # cum_*[i]: sums over the in-pixel edges before edge i; leaving: indices of the others.
+    cum_h = np.zeros(longest + 1)
+    cum_hs = np.zeros(longest + 1)
+    cum_t = np.zeros(longest + 1)
+    leaving = np.empty(longest, np.int64)
     n_geoms = geom_offsets.shape[0] - 1
     for g in range(n_geoms):
         w = weights[g]
@@ -266,35 +276,22 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     py[i] = (y0 - ys[i]) / dy
                 px[n] = px[0]
                 py[n] = py[0]
-                px[n + 1] = np.nan
-                py[n + 1] = np.nan
-                # Orientation from the shoelace sum in pixel axes (y down, so a ring that is
-                # counter-clockwise in CRS axes has a negative sum), relative to the first
-                # vertex so that the sum keeps the precision of small polygons.
+
+                # Pass 1. Also the ring's orientation: the trapezoid (shoelace) sum in pixel
+                # axes, relative to the first vertex to keep the precision of small rings.
                 xr = px[0]
-                yr = py[0]
-                a0 = 0.0
-                a1 = 0.0
-                for i in range(1, n - 1):
-                    a0 += (px[i] - xr) * (py[i + 1] - yr)
-                    a1 += (px[i + 1] - xr) * (py[i] - yr)
-                area = a0 - a1
-                if area == 0.0:
-                    continue
-                o = -1.0 if area > 0.0 else 1.0
-                # Exteriors add area and holes remove it, whatever their input orientation.
-                d = (o if k == first_ring else -o) * w
                 bx = px[0]
                 by = py[0]
                 fbc = np.floor(bx)
                 fbr = np.floor(by)
                 fxb = bx - fbc
                 fyb = by - fbr
-                s1 = 0.0
-                s2 = 0.0
-                tt = 0.0
-                ns = 0
-                for i in range(n + 1):
+                sum_h = 0.0
+                sum_hs = 0.0
+                sum_t = 0.0
+                area = 0.0
+                n_leaving = 0
+                for i in range(n):
                     ax = bx
                     ay = by
                     fac = fbc
@@ -307,47 +304,86 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     fbr = np.floor(by)
                     fxb = bx - fbc
                     fyb = by - fbr
-                    if fbc == fac and fbr == far:
-                        # Inside one pixel: extend the run. The piece crosses the open pixel
-                        # unless both ends lie on its west side or both on its north side.
-                        h = by - ay
-                        sx = fxa + fxb
-                        s1 += h
-                        s2 += h * sx
-                        tt = max(tt, min(sx, fya + fyb))
-                        continue
-                    ac = abs(fbc - fac)
-                    ar = abs(fbr - far)
-                    if ac + ar == 1.0:
-                        # One grid line crossed (ac: a column line, ar: a row line). Split at
-                        # q on that line; a-q ends this run, q-b starts the next one. q is
-                        # written as b + u (a - b) so that it stays between a and b.
-                        xl = max(fac, fbc)
-                        yl = max(far, fbr)
-                        u = 1.0 - ((ac * (xl - ax) + ar * (yl - ay))
-                                   / (ac * (bx - ax) + ar * (by - ay)))
-                        qx = bx + u * (ax - bx)
-                        qy = by + u * (ay - by)
-                        qx += ac * (xl - qx)
-                        qy += ar * (yl - qy)
-                        h = qy - ay
-                        sx = fxa + (qx - fac)
-                        s1 += h
-                        s2 += h * sx
-                        tt = max(tt, min(sx, fya + (qy - far)))
-                        n1 = by - qy
-                        sx = (qx - fbc) + fxb
-                        n2 = n1 * sx
-                        nt = min(sx, (qy - fbr) + fyb)
-                    else:
-                        # Two or more lines, or the sentinel: leave it to the general walk.
-                        slow[ns] = i
-                        ns += 1
-                        n1 = 0.0
-                        n2 = 0.0
-                        nt = 0.0
-                    # Write the run that ends here (pixel far, fac). West of the raster its
-                    # whole height counts for every pixel of the row; east of it, for none.
+                    h = by - ay
+                    area += h * ((ax - xr) + (bx - xr))
+                    # inside = 1.0 for an edge inside one pixel, else 0.0 (float arithmetic
+                    # only: int/bool conversions would chain through the sums).
+                    lines = abs(fbc - fac) + abs(fbr - far)
+                    inside = max(1.0 - lines, 0.0)
+                    h *= inside
+                    sx = fxa + fxb
+                    sum_h += h
+                    sum_hs += h * sx
+                    # 1.0 if the edge crosses the open pixel: not both ends on its west side
+                    # (sx == 0) nor both on its north side.
+                    sum_t += min(min(sx, fya + fyb) * 1e300, inside)
+                    cum_h[i + 1] = sum_h
+                    cum_hs[i + 1] = sum_hs
+                    cum_t[i + 1] = sum_t
+                    leaving[n_leaving] = i
+                    n_leaving += lines != 0.0
+                if area == 0.0:
+                    continue
+                # y points down in pixel axes: a negative sum is counter-clockwise in CRS axes.
+                # Exteriors add area and holes remove it, whatever their input orientation.
+                o = -1.0 if area > 0.0 else 1.0
+                d = (o if k == first_ring else -o) * w
+
+                # Pass 2: the run ending at each leaving edge (and the last one, at vertex n).
+                s1 = 0.0
+                s2 = 0.0
+                st = 0.0
+                done_h = 0.0
+                done_hs = 0.0
+                done_t = 0.0
+                for q in range(n_leaving + 1):
+                    i = leaving[q] if q < n_leaving else n
+                    s1 += cum_h[i] - done_h
+                    s2 += cum_hs[i] - done_hs
+                    st += cum_t[i] - done_t
+                    done_h = cum_h[i]
+                    done_hs = cum_hs[i]
+                    done_t = cum_t[i]
+                    ax = px[i]
+                    ay = py[i]
+                    fac = np.floor(ax)
+                    far = np.floor(ay)
+                    n1 = 0.0
+                    n2 = 0.0
+                    nt = 0.0
+                    if q < n_leaving:
+                        bx = px[i + 1]
+                        by = py[i + 1]
+                        fbc = np.floor(bx)
+                        fbr = np.floor(by)
+                        ac = abs(fbc - fac)
+                        ar = abs(fbr - far)
+                        if ac + ar == 1.0:
+                            # One grid line crossed (ac: a column line, ar: a row line). Split
+                            # at c on that line: a-c ends this run, c-b starts the next. c is
+                            # written as b + u (a - b) so that it stays between a and b.
+                            xl = max(fac, fbc)
+                            yl = max(far, fbr)
+                            u = 1.0 - ((ac * (xl - ax) + ar * (yl - ay))
+                                       / (ac * (bx - ax) + ar * (by - ay)))
+                            cx = bx + u * (ax - bx)
+                            cy = by + u * (ay - by)
+                            cx += ac * (xl - cx)
+                            cy += ar * (yl - cy)
+                            h = cy - ay
+                            sx = (ax - fac) + (cx - fac)
+                            s1 += h
+                            s2 += h * sx
+                            st += min(sx, (ay - far) + (cy - far))
+                            n1 = by - cy
+                            sx = (cx - fbc) + (bx - fbc)
+                            n2 = n1 * sx
+                            nt = min(sx, (cy - fbr) + (by - fbr))
+                        else:
+                            _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched,
+                                                True)
+                    # West of the raster a run's whole height counts for every pixel of the
+                    # row; east of it, for none.
                     if far >= 0.0 and far < fh:
                         r = int(far)
                         if fac < 0.0:
@@ -357,16 +393,11 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                             v2 = 0.5 * s2
                             acc[r, c] += d * (s1 - v2)
                             acc[r, c + 1] += d * v2
-                            if tt > 0.0:
+                            if st > 0.0:
                                 touched[r, c] = 1
                     s1 = n1
                     s2 = n2
-                    tt = nt
-                # The last entry is the sentinel edge.
-                for q in range(ns - 1):
-                    i = slow[q]
-                    _accumulate_segment(px[i], py[i], px[i + 1], py[i + 1], d, height, width,
-                                        acc, touched, True)
+                    st = nt
 
 
 @kernel
