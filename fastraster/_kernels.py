@@ -811,41 +811,27 @@ def _wkb_header(buf, pos, end):
 
 
 @kernel
-def _wkb_polygon_count(buf, pos, end, little, ndim):
-    """Sizes of a WKB Polygon body at ``pos``: (pos after it, n_coords, n_rings), pos -1 if
-    truncated. Separate from the fill pass so this hot loop passes no arrays but ``buf``."""
+def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, as_float,
+                 native_little):
+    """Copy the coordinates of the WKB Polygon body at ``pos``, checking every length.
+
+    Returns (pos after it, n_coords, n_rings), or pos -1 if the body runs past ``end``.
+    Coordinates in the host's byte order are read through a float64 view of the (possibly
+    unaligned) bytes, ~10x faster than assembling each double from its bytes.
+    """
     if pos + 4 > end:
         return -1, 0, 0
     n_rings = _u32(buf, pos, little)
     pos += 4
     n_coords = 0
-    for _ in range(n_rings):
+    for k_ring in range(n_rings):
         if pos + 4 > end:
             return -1, 0, 0
         n_pts = _u32(buf, pos, little)
-        pos += 4 + n_pts * ndim * 8
-        if pos > end:
-            return -1, 0, 0
-        n_coords += n_pts
-    return pos, n_coords, n_rings
-
-
-@kernel
-def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, as_float,
-                 native_little):
-    """Copy the coordinates of a (counted, hence well-formed) WKB Polygon body at ``pos``.
-
-    Returns (pos after it, n_coords, n_rings). Coordinates in the host's byte order are read
-    through a float64 view of the (possibly unaligned) bytes, ~10x faster than assembling
-    each double from its bytes.
-    """
-    n_rings = _u32(buf, pos, little)
-    pos += 4
-    n_coords = 0
-    for k_ring in range(n_rings):
-        n_pts = _u32(buf, pos, little)
         pos += 4
         nb = n_pts * ndim * 8
+        if pos + nb > end:
+            return -1, 0, 0
         o = ci + n_coords
         if little == native_little:
             v = buf[pos:pos + nb].view(np.float64)
@@ -864,15 +850,16 @@ def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, 
 
 
 @kernel
-def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
-               ring_offsets, part_offsets, geom_offsets, native_little):
+def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, geom_offsets,
+               native_little):
     """Decode WKB Polygons/MultiPolygons (2-D, Z, M or ZM; either byte order; ISO or EWKB).
 
-    Called twice: with ``fill=False`` it writes per-geometry ``counts[i] = (parts, rings,
-    coords)`` and ``status[i]`` (``WKB_OK``, ``WKB_NULL`` for null or empty,
-    ``WKB_UNSUPPORTED_TYPE``, ``WKB_TRUNCATED``); with ``fill=True`` it writes the ragged
-    arrays, sized from the cumulative counts, for the geometries whose status is ``WKB_OK``
-    (others become empty geometries). Z and M values are skipped.
+    One pass, into output arrays sized by upper bounds that the caller derives from the byte
+    count (a coordinate takes at least 16 bytes, a ring 4, a polygon 9): a separate counting
+    pass cost as much again, all of it waiting on memory. Writes ``status[i]`` (``WKB_OK``,
+    ``WKB_NULL`` for null or empty, ``WKB_UNSUPPORTED_TYPE``, ``WKB_TRUNCATED``); geometries
+    that are not ``WKB_OK`` become empty (their partial output is rolled back). Z and M
+    values are skipped.
 
     Parameters
     ----------
@@ -882,8 +869,18 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
         Start of each geometry's bytes in ``data``.
     valid : bool array (n)
         False for null entries.
+    status : int8 array (n)
+        Output.
+    x, y, ring_offsets, part_offsets, geom_offsets : arrays
+        Outputs, the MultiPolygon layout; ``geom_offsets`` has n + 1 entries, the others at
+        least their upper bound.
     native_little : bool
         True on a little-endian host (coordinates in host order are read through a view).
+
+    Returns
+    -------
+    (n_coords, n_rings, n_parts) : the used lengths of ``x``/``y`` and the counts of rings and
+    parts (``ring_offsets`` and ``part_offsets`` hold one more entry each).
     """
     bits = np.zeros(1, np.uint64)
     as_float = bits.view(np.float64)
@@ -891,94 +888,69 @@ def wkb_decode(data, offsets, valid, fill, counts, status, x, y,
     ci = 0
     ri = 0
     pi = 0
-    if fill:
-        ring_offsets[0] = 0
-        part_offsets[0] = 0
-        geom_offsets[0] = 0
+    ring_offsets[0] = 0
+    part_offsets[0] = 0
+    geom_offsets[0] = 0
     for i in range(n):
         start = offsets[i]
         end = offsets[i + 1]
-        if fill:
-            if status[i] == WKB_OK:
-                little, t, ndim, pos = _wkb_header(data, start, end)
-                if t == 3:
-                    pos, nc, nr = _wkb_polygon(data, pos, end, little, ndim, x, y,
-                                               ring_offsets, ci, ri, bits, as_float, native_little)
+        ci0 = ci
+        ri0 = ri
+        pi0 = pi
+        st = WKB_OK
+        if not valid[i] or end <= start:
+            st = WKB_NULL
+        else:
+            little, t, ndim, pos = _wkb_header(data, start, end)
+            if t == -1:
+                st = WKB_TRUNCATED
+            elif t == 3:
+                pos, nc, nr = _wkb_polygon(data, pos, end, little, ndim, x, y, ring_offsets,
+                                           ci, ri, bits, as_float, native_little)
+                if pos < 0:
+                    st = WKB_TRUNCATED
+                elif nr == 0:
+                    st = WKB_NULL
+                else:
                     ci += nc
                     ri += nr
                     pi += 1
                     part_offsets[pi] = ri
-                else:  # t == 6
+            elif t == 6:
+                if pos + 4 > end:
+                    st = WKB_TRUNCATED
+                else:
                     n_parts = _u32(data, pos, little)
                     pos += 4
+                    if n_parts == 0:
+                        st = WKB_NULL
                     for _ in range(n_parts):
                         little2, t2, ndim2, pos = _wkb_header(data, pos, end)
+                        if t2 == -1:
+                            st = WKB_TRUNCATED
+                            break
+                        if t2 != 3:
+                            st = WKB_UNSUPPORTED_TYPE
+                            break
                         pos, nc, nr = _wkb_polygon(data, pos, end, little2, ndim2, x, y,
                                                    ring_offsets, ci, ri, bits, as_float,
                                                    native_little)
+                        if pos < 0:
+                            st = WKB_TRUNCATED
+                            break
                         ci += nc
                         ri += nr
                         pi += 1
                         part_offsets[pi] = ri
-            geom_offsets[i + 1] = pi
-            continue
-        counts[i, 0] = 0
-        counts[i, 1] = 0
-        counts[i, 2] = 0
-        if not valid[i] or end <= start:
-            status[i] = WKB_NULL
-            continue
-        little, t, ndim, pos = _wkb_header(data, start, end)
-        if t == -1:
-            status[i] = WKB_TRUNCATED
-            continue
-        if t == 3:
-            pos, nc, nr = _wkb_polygon_count(data, pos, end, little, ndim)
-            if pos < 0:
-                status[i] = WKB_TRUNCATED
-                continue
-            if nr == 0:
-                status[i] = WKB_NULL
-                continue
-            counts[i, 0] = 1
-            counts[i, 1] = nr
-            counts[i, 2] = nc
-            status[i] = WKB_OK
-        elif t == 6:
-            if pos + 4 > end:
-                status[i] = WKB_TRUNCATED
-                continue
-            n_parts = _u32(data, pos, little)
-            pos += 4
-            bad = WKB_OK
-            tot_r = 0
-            tot_c = 0
-            for _ in range(n_parts):
-                little2, t2, ndim2, pos = _wkb_header(data, pos, end)
-                if t2 == -1:
-                    bad = WKB_TRUNCATED
-                    break
-                if t2 != 3:
-                    bad = WKB_UNSUPPORTED_TYPE
-                    break
-                pos, nc, nr = _wkb_polygon_count(data, pos, end, little2, ndim2)
-                if pos < 0:
-                    bad = WKB_TRUNCATED
-                    break
-                tot_r += nr
-                tot_c += nc
-            if bad != WKB_OK:
-                status[i] = bad
-                continue
-            if n_parts == 0:
-                status[i] = WKB_NULL
-                continue
-            counts[i, 0] = n_parts
-            counts[i, 1] = tot_r
-            counts[i, 2] = tot_c
-            status[i] = WKB_OK
-        else:
-            status[i] = WKB_UNSUPPORTED_TYPE
+            else:
+                st = WKB_UNSUPPORTED_TYPE
+        if st != WKB_OK:
+            ci = ci0
+            ri = ri0
+            pi = pi0
+        status[i] = st
+        geom_offsets[i + 1] = pi
+    return ci, ri, pi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1003,20 +975,29 @@ def _star_simple(x, y, start, stop):
         py += y[i]
     px /= n
     py /= n
-    sign = 0
-    crossings = 0
+    # Branch-free (the early exit cost more in mispredictions than it saved): orient2d as
+    # in _orient_certain, all edges tested for a certain left turn and for a right turn.
+    all_left = True
+    all_right = True
+    up = 0
+    down = 0
     for i in range(start, stop - 1):
-        o = _orient_certain(px, py, x[i], y[i], x[i + 1], y[i + 1])
-        if o == 0 or (sign != 0 and o != sign):
-            return False
-        sign = o
+        left = (x[i] - px) * (y[i + 1] - py)
+        right = (y[i] - py) * (x[i + 1] - px)
+        det = left - right
+        bound = _ORIENT_ERR * (abs(left) + abs(right))
+        all_left &= det > bound
+        all_right &= det < -bound
         # Counter-clockwise rings cross the +x ray going up, clockwise ones going down.
-        if sign > 0:
-            if y[i] < py and y[i + 1] >= py:
-                crossings += 1
-        elif y[i] >= py and y[i + 1] < py:
-            crossings += 1
-    return crossings == 1
+        below = y[i] < py
+        below_next = y[i + 1] < py
+        up += below & (not below_next)
+        down += (not below) & below_next
+    if all_left:
+        return up == 1
+    if all_right:
+        return down == 1
+    return False
 
 
 @kernel

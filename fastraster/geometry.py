@@ -117,22 +117,28 @@ class RaggedPolygons:
         if valid is None:
             valid = np.ones(n, dtype=np.bool_)
         data = np.ascontiguousarray(data, dtype=np.uint8)
-        counts = np.zeros((n, 3), np.int64)
-        status = np.zeros(n, np.int8)
-        dummy_f = np.empty(0)
-        dummy_i = np.empty(0, np.int64)
-        little = sys.byteorder == "little"
-        K.wkb_decode(data, offsets, valid, False, counts, status, dummy_f, dummy_f,
-                     dummy_i, dummy_i, dummy_i, little)
-        ok = status == K.WKB_OK
-        n_parts, n_rings, n_coords = counts[ok].sum(axis=0) if n else (0, 0, 0)
-        x = np.empty(n_coords)
-        y = np.empty(n_coords)
-        ring_offsets = np.empty(n_rings + 1, np.int64)
-        part_offsets = np.empty(n_parts + 1, np.int64)
+        if n and (offsets[0] < 0 or offsets[-1] > data.size or np.any(np.diff(offsets) < 0)):
+            # The kernel trusts these: the output bounds below assume disjoint byte ranges.
+            raise ValueError("WKB offsets must be non-decreasing and within the data buffer")
+        # Upper bounds from the byte count (a coordinate takes >= 16 bytes, a ring >= 4, a
+        # polygon >= 9). np.empty only reserves address space: the untouched tail of these
+        # arrays never becomes resident memory.
+        nbytes = int(offsets[-1] - offsets[0]) if n else 0
+        x = np.empty(nbytes // 16)
+        y = np.empty(nbytes // 16)
+        ring_offsets = np.empty(nbytes // 4 + 1, np.int64)
+        part_offsets = np.empty(nbytes // 9 + 1, np.int64)
         geom_offsets = np.empty(n + 1, np.int64)
-        K.wkb_decode(data, offsets, valid, True, counts, status, x, y, ring_offsets,
-                     part_offsets, geom_offsets, little)
+        status = np.empty(n, np.int8)
+        n_coords, n_rings, n_parts = K.wkb_decode(data, offsets, valid, status, x, y,
+                                                  ring_offsets, part_offsets, geom_offsets,
+                                                  sys.byteorder == "little")
+        # Coordinates stay views (their bound is tight for 2-D data); the offsets are copied
+        # out of their generous bounds.
+        x = x[:n_coords]
+        y = y[:n_coords]
+        ring_offsets = ring_offsets[:n_rings + 1].copy()
+        part_offsets = part_offsets[:n_parts + 1].copy()
         return cls(x, y, ring_offsets, part_offsets, geom_offsets), status
 
     def to_shapely(self) -> np.ndarray:

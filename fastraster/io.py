@@ -84,8 +84,13 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
                     int(data.nbytes + offsets.nbytes))
 
 
+def _one_chunk(column):
+    """A ChunkedArray as one Array; zero-copy when it has one chunk (combine_chunks copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _column(table, name, dtype):
-    col = table[name].combine_chunks()
+    col = _one_chunk(table[name])
     if dtype is bool:
         return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
@@ -95,7 +100,7 @@ def _wkb_buffers(column):
     """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, zero-copy."""
     import pyarrow as pa
 
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = _one_chunk(column) if isinstance(column, pa.ChunkedArray) else column
     if isinstance(arr, pa.ExtensionArray):
         arr = arr.storage
     n = len(arr)

@@ -34,7 +34,12 @@ def test_screen_rejects_known_invalid_and_unsure_shapes():
     touching = shapely.Polygon([(0, 0), (4, 0), (4, 4), (2, 0), (0, 4)])  # vertex on edge
     with_hole = shapely.box(0, 0, 4, 4).difference(shapely.box(1, 1, 2, 2))
     multi = shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)])
-    assert not _screen([bowtie, spike, touching, with_hole, multi]).any()
+    # Winds twice around its centre with every turn the same way: only the count of
+    # crossings of the +x ray tells the star test that it is not simple.
+    angles = np.deg2rad([90, 234, 18, 162, 306])
+    pentagram = shapely.Polygon(np.c_[np.cos(angles), np.sin(angles)])
+    assert not pentagram.is_valid
+    assert not _screen([bowtie, spike, touching, with_hole, multi, pentagram]).any()
     assert _screen([shapely.box(0, 0, 1, 1), shapely.Polygon([(0, 0), (3, 0), (1, 2)])]).all()
 
 
