@@ -157,13 +157,41 @@ class RaggedPolygons:
             index = np.flatnonzero(index)
         if index.size == len(self) and np.array_equal(index, np.arange(len(self))):
             return self
-        return RaggedPolygons.from_shapely(self.to_shapely()[index])
+        index = index.astype(np.int64, copy=False)
+        if index.size and (index.min() < -len(self) or index.max() >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} geometries")
+        index = np.where(index < 0, index + len(self), index)
+        x, y, ro, po, go = self.arrays
+        # Follow the offsets down, level by level, selecting ranges (no shapely round trip).
+        parts = _concat_ranges(go[index], go[index + 1])
+        rings = _concat_ranges(po[parts], po[parts + 1])
+        coords = _concat_ranges(ro[rings], ro[rings + 1])
+        return RaggedPolygons(x[coords], y[coords], _offsets(ro[rings + 1] - ro[rings]),
+                              _offsets(po[parts + 1] - po[parts]),
+                              _offsets(go[index + 1] - go[index]))
 
     def replace(self, index, geoms) -> RaggedPolygons:
         """A copy with the geometries at ``index`` replaced by shapely ``geoms``."""
         all_geoms = self.to_shapely()
         all_geoms[np.asarray(index)] = geoms
         return RaggedPolygons.from_shapely(all_geoms)
+
+
+def _concat_ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])``, vectorised."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    # Each output element is its range's start plus its position within the range.
+    first = np.cumsum(lengths) - lengths
+    return np.repeat(starts - first, lengths) + np.arange(total, dtype=np.int64)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
 
 
 def wkb_problems(status: np.ndarray) -> list[str]:
