@@ -107,6 +107,23 @@ def read_floor(path):
     return pyogrio.raw.read_arrow(path, columns=["staging_centroid_x", "staging_centroid_y"])
 
 
+@cache
+def _wkb_column(path):
+    import pyogrio.raw
+
+    from fastraster.io import _wkb_buffers
+
+    meta, table = pyogrio.raw.read_arrow(path, columns=[])
+    return _wkb_buffers(table[meta.get("geometry_name") or "wkb_geometry"])
+
+
+def decode_wkb(path):
+    """fastraster's WKB decoding alone, on the already-read Arrow buffers of ``path``."""
+    from fastraster.geometry import RaggedPolygons
+
+    return RaggedPolygons.from_wkb(*_wkb_column(path))
+
+
 def write_floor(grid, array, out):
     """rasterio writing the 2-band float32 GeoTIFF with fastraster's profile, not atomically."""
     import rasterio
