@@ -221,6 +221,7 @@ def band_summary(array: np.ndarray) -> dict:
         a = a[~nan]
     if a.size == 0:
         return dict.fromkeys(("min", "max", "mean", "median", "std", "var", "sum"), np.nan)
+    var = a.var()  # numpy's std is exactly sqrt(var): one pass saved
     return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
-            "median": float(np.median(a)), "std": float(a.std()), "var": float(a.var()),
+            "median": float(np.median(a)), "std": float(np.sqrt(var)), "var": float(var),
             "sum": float(a.sum())}
