@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastraster.grid import QUAD_TMS, TileGrid
-from fastraster.io import InputError, band_summary, write_geotiff
+from fastraster.io import CENTROID_COLUMNS, InputError, band_summary, write_geotiff
 from fastraster.rasterize import rasterize_file
-from fastraster.stats import parse_stats
+from fastraster.stats import attribute_columns, parse_stats
 
 SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
                    "path", "tile", "z"]
@@ -275,7 +275,7 @@ def _run_batch(jobs, settings):
     return [rasterize_one(job, out, settings) for job, out in jobs]
 
 
-#: One statistic per kernel path, for warm-up.
+#: One statistic per kernel path (and per type of values array), for warm-up.
 _ALL_KERNEL_STATS = (
     {"name": "a", "weight_by": "count", "property": "centroids_per_pixel"},
     {"name": "b", "weight_by": "area", "property": "area_per_pixel_area"},
@@ -283,26 +283,53 @@ _ALL_KERNEL_STATS = (
     {"name": "d", "weight_by": "count", "property": "polygons_touching"},
     {"name": "e", "weight_by": "area", "property": "v", "aggregation_method": "max"},
     {"name": "f", "weight_by": "area", "property": "v", "aggregation_method": "sum"},
+    {"name": "g", "weight_by": "count", "property": "v", "aggregation_method": "max"},
 )
 
 
-def warm_up() -> None:
-    """Compile (or load from the numba cache) every kernel, in this process.
+def warm_up(stats=None) -> None:
+    """Load the kernels that rasterizing needs into this process, compiling them into the
+    on-disk numba cache if they are not there yet.
 
-    Called in the parent before dispatching so that the cache is populated once, not by each
-    worker racing to compile.
+    ``rasterize_dir`` calls it in the parent before dispatching, so that the cache is filled
+    once instead of by every worker compiling at the same moment. numba caches one entry per
+    argument *type*, and whether an array is read-only is part of its type, so the kernels are
+    reached the way workers reach them: a one-polygon GeoPackage (written to a temporary
+    folder) goes through the workers' own path (:func:`~fastraster.rasterize.rasterize_file`:
+    pyogrio read, WKB decoding, validation, the statistics), and the same polygon as shapely
+    geometry, without staging centroids, through :func:`~fastraster.compute.compute_stats`
+    (the path of :func:`~fastraster.rasterize.rasterize_tile` on in-memory geometries).
+
+    The first kernel a process loads costs numba's one-off set-up (0.1-0.2 s on the 2-core
+    development VM), each further signature 2-8 ms (``benchmarks/worker_ready.py``).
+
+    Parameters
+    ----------
+    stats : list of dict or Stat, optional
+        Load only the kernels these statistics need (and those of reading and validation);
+        default: every kernel.
     """
+    import tempfile
+
+    import pyogrio.raw
     import shapely
 
     from fastraster.compute import compute_stats
     from fastraster.geometry import RaggedPolygons
 
+    stats = parse_stats(_ALL_KERNEL_STATS if stats is None else stats)
     grid = TileGrid.from_tile((0, 0, 0), "WGS1984Quad", 4)
     poly = shapely.Polygon([(-170, 10), (-100, 10), (-100, 80), (-170, 80)])
-    polys = RaggedPolygons.from_shapely([poly])
-    compute_stats(polys, grid, _ALL_KERNEL_STATS, attributes={"v": np.ones(1)})
-    wkb = np.frombuffer(shapely.to_wkb(poly), np.uint8)
-    RaggedPolygons.from_wkb(wkb, np.array([0, wkb.size]))
+    columns = {**dict(zip(CENTROID_COLUMNS, ([-135.0], [45.0]))),
+               **{c: [1.0] for c in attribute_columns(stats)}}
+    with tempfile.TemporaryDirectory(prefix="fastraster-warm-up-") as tmp:
+        path = os.path.join(tmp, "tile.gpkg")
+        pyogrio.raw.write(path, np.array([shapely.to_wkb(poly)], dtype=object),
+                          [np.array(v) for v in columns.values()], list(columns), driver="GPKG",
+                          geometry_type="Polygon", crs="EPSG:4326")
+        rasterize_file(path, grid, stats)
+    compute_stats(RaggedPolygons.from_shapely([poly]), grid, stats,
+                  attributes={c: np.ones(1) for c in attribute_columns(stats)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,7 +556,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     settings = _Settings(stats, tile_size, np.dtype(dtype).name, overwrite, deduplicate,
                          validate, cog)
     jobs = [(f, output_path(out_dir, f.tms, f.tile) if f.tile else None) for f in files]
-    warm_up()
+    warm_up(stats)
     results = batched_records(_run_batch, jobs, (settings,), batch_size=batch_size,
                               n_jobs=n_jobs, backend=backend, progress=progress,
                               desc="rasterize")

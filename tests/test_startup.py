@@ -1,0 +1,194 @@
+"""Worker start-up: what ``import fastraster.pipeline`` loads, lazy public names, warm_up()
+covering every kernel signature a worker uses, and the fork-server recipe of docs/scaling.md.
+
+Each check that depends on what a process has imported runs in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastraster
+from tests.conftest import REPO, read_tif, tif_files
+
+
+def run_python(code: str, env=None) -> str:
+    """stdout of ``code`` run by a fresh interpreter in the repository."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+#: Not needed to rasterize a tile: importing the worker entry point must not load them.
+NOT_FOR_WORKERS = ("fastraster.pyramid", "fastraster.tiler", "fastraster.webtiles",
+                   "fastraster.wmts", "fastraster.cli", "fastraster.sample", "matplotlib",
+                   "PIL", "morecantile", "geopandas")
+
+
+def test_importing_the_pipeline_skips_what_workers_do_not_need():
+    out = run_python(f"""
+        import json, sys
+        import fastraster.pipeline
+        print(json.dumps([m for m in {list(NOT_FOR_WORKERS)!r} if m in sys.modules]))
+        print(fastraster.pipeline.rasterize_one.__module__)
+    """)
+    loaded, module = out.splitlines()
+    assert json.loads(loaded) == []
+    assert module == "fastraster.pipeline"
+
+
+def test_public_names_are_imported_on_first_use():
+    out = run_python("""
+        import sys
+        import fastraster
+        before = "fastraster.webtiles" in sys.modules or "numba" in sys.modules
+        from fastraster import render_web_tiles
+        print(before, "fastraster.webtiles" in sys.modules, render_web_tiles.__module__)
+    """)
+    assert out.split() == ["False", "True", "fastraster.webtiles"]
+
+
+@pytest.mark.parametrize("name", fastraster.__all__)
+def test_every_public_name_resolves_to_its_definition(name):
+    module = importlib.import_module(f"fastraster.{fastraster._LAZY[name]}")
+    assert getattr(fastraster, name) is getattr(module, name)
+    assert name in dir(fastraster)
+
+
+def test_all_lists_the_lazy_names_and_star_import_works():
+    assert fastraster.__all__ == sorted(fastraster._LAZY)
+    namespace = {}
+    exec("from fastraster import *", namespace)
+    assert set(fastraster.__all__) <= set(namespace)
+
+
+def test_submodules_resolve_after_a_plain_import():
+    out = run_python("""
+        import fastraster
+        print(fastraster.pipeline.warm_up.__module__, fastraster.wmts.__name__)
+    """)
+    assert out.split() == ["fastraster.pipeline", "fastraster.wmts"]
+
+
+def test_unknown_names_raise_attribute_error():
+    assert not hasattr(fastraster, "no_such_name")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        fastraster.no_such_name  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------
+# warm_up() loads the kernel signatures workers use
+# ---------------------------------------------------------------------------------------------
+
+#: Every kind of statistic, with attribute statistics on a float column (read-only arrays
+#: straight from Arrow, a different numba type than in-memory arrays).
+ALL_KINDS = [
+    {"name": "polygon_count", "weight_by": "count", "property": "centroids_per_pixel",
+     "nodata_val": 0},
+    {"name": "coverage", "weight_by": "area", "property": "area_per_pixel_area"},
+    {"name": "centre", "weight_by": "count", "property": "polygons_covering_center"},
+    {"name": "touching", "weight_by": "count", "property": "polygons_touching"},
+    {"name": "v_max", "weight_by": "count", "property": "v", "aggregation_method": "max"},
+    {"name": "v_sum", "weight_by": "area", "property": "v", "aggregation_method": "sum"},
+    {"name": "v_min", "weight_by": "area", "property": "v", "aggregation_method": "min"},
+]
+
+
+@pytest.fixture(scope="module")
+def tile_with_attribute(sample_staged, tmp_path_factory):
+    """One sample tile plus a float attribute column ``v``."""
+    import pyogrio.raw
+
+    src = next(sample_staged.rglob("*.gpkg"))
+    dst = tmp_path_factory.mktemp("attr") / src.relative_to(sample_staged)
+    dst.parent.mkdir(parents=True)
+    meta, _, geometry, field_data = pyogrio.raw.read(src)
+    v = np.linspace(0.5, 2.0, len(geometry))
+    pyogrio.raw.write(dst, geometry, [*field_data, v], [*meta["fields"], "v"], driver="GPKG",
+                      geometry_type=meta["geometry_type"], crs=meta["crs"])
+    return dst
+
+
+def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
+    """In a fresh process: {kernel: signatures} after warm_up(warm_stats), and the signatures
+    that reading and rasterizing ``path`` with ``work_stats`` added afterwards."""
+    out = run_python(f"""
+        import json
+        import fastraster._kernels as K
+        from fastraster.pipeline import parse_tile_path, warm_up
+        from fastraster.grid import TileGrid
+        from fastraster.rasterize import rasterize_file
+
+        def signatures():
+            return {{name: sorted(map(str, getattr(K, name).signatures)) for name in dir(K)
+                    if hasattr(getattr(K, name), "signatures")}}
+
+        warm_up({"" if warm_stats is None else repr(warm_stats)})
+        warmed = signatures()
+        job = parse_tile_path({str(path)!r})
+        rasterize_file(job.path, TileGrid.from_tile(job.tile, job.tms), {work_stats!r})
+        added = {{k: sorted(set(v) - set(warmed[k])) for k, v in signatures().items()}}
+        print(json.dumps({{"warmed": warmed, "added": added}}))
+    """)
+    return json.loads(out.splitlines()[-1])
+
+
+def test_warm_up_loads_every_signature_a_worker_uses(tile_with_attribute):
+    res = kernel_signatures_after(None, ALL_KINDS, tile_with_attribute)
+    assert {k: v for k, v in res["added"].items() if v} == {}
+    public = [k for k in res["warmed"] if not k.startswith("_")]
+    assert public and all(res["warmed"][k] for k in public), res["warmed"]
+
+
+def test_warm_up_with_stats_loads_only_what_they_need(tile_with_attribute):
+    res = kernel_signatures_after(list(fastraster.DEFAULT_STATS), None, tile_with_attribute)
+    assert {k: v for k, v in res["added"].items() if v} == {}
+    warmed = {k for k, v in res["warmed"].items() if v}
+    assert {"wkb_decode", "certainly_simple", "coverage_accumulate",
+            "centroid_pixels"} <= warmed
+    assert not warmed & {"touching_reduce", "centre_accumulate", "prefix_sum_rows"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The fork-server recipe (docs/scaling.md, "Worker start-up")
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(),
+                    reason="no forkserver start method on this platform")
+def test_forkserver_recipe_gives_the_files_of_a_serial_run(sample_staged, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, multiprocessing, os
+        import fastraster
+
+        if __name__ == "__main__":
+            multiprocessing.set_start_method("forkserver")
+            multiprocessing.set_forkserver_preload(["fastraster.preload"])
+            report = fastraster.rasterize_dir({str(sample_staged)!r}, {str(tmp_path / "fs")!r},
+                                              n_jobs=2, backend="multiprocessing",
+                                              batch_size=1, progress=False)
+            print(json.dumps([[r["status"], r["pid"] != os.getpid()] for r in report]))
+    """))
+    # The fork server of Python 3.11 takes its sys.path from PYTHONPATH, not from the parent.
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == [["ok", True], ["ok", True]]
+    fastraster.rasterize_dir(sample_staged, tmp_path / "serial", progress=False)
+    a, b = tif_files(tmp_path / "serial"), tif_files(tmp_path / "fs")
+    assert [p.relative_to(tmp_path / "serial") for p in a] == [
+        p.relative_to(tmp_path / "fs") for p in b]
+    for pa, pb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(read_tif(pa)[0], read_tif(pb)[0])
