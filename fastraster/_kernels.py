@@ -815,9 +815,10 @@ def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, 
                  native_little):
     """Copy the coordinates of the WKB Polygon body at ``pos``, checking every length.
 
-    Returns (pos after it, n_coords, n_rings), or pos -1 if the body runs past ``end``.
-    Coordinates in the host's byte order are read through a float64 view of the (possibly
-    unaligned) bytes, ~10x faster than assembling each double from its bytes.
+    Returns (pos after it, n_coords, n_rings), or pos -1 if the body runs past ``end``, -2
+    if ``x``/``y`` or ``ring_offsets`` are too short. Coordinates in the host's byte order
+    are read through a float64 view of the (possibly unaligned) bytes, ~10x faster than
+    assembling each double from its bytes.
     """
     if pos + 4 > end:
         return -1, 0, 0
@@ -833,6 +834,8 @@ def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, 
         if pos + nb > end:
             return -1, 0, 0
         o = ci + n_coords
+        if o + n_pts > x.shape[0] or ri + k_ring + 1 >= ring_offsets.shape[0]:
+            return -2, 0, 0
         if little == native_little:
             v = buf[pos:pos + nb].view(np.float64)
             for k in range(n_pts):
@@ -854,9 +857,11 @@ def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, g
                native_little):
     """Decode WKB Polygons/MultiPolygons (2-D, Z, M or ZM; either byte order; ISO or EWKB).
 
-    One pass, into output arrays sized by upper bounds that the caller derives from the byte
-    count (a coordinate takes at least 16 bytes, a ring 4, a polygon 9): a separate counting
-    pass cost as much again, all of it waiting on memory. Writes ``status[i]`` (``WKB_OK``,
+    One pass, into output arrays the caller sizes from the byte count: a separate counting
+    pass cost as much again, all of it waiting on memory. If an output array turns out too
+    short, it stops and returns (-1, -1, -1); the caller then retries with room enough for any
+    input (a coordinate takes at least 16 bytes, a ring 4, a polygon 9). Writes ``status[i]``
+    (``WKB_OK``,
     ``WKB_NULL`` for null or empty, ``WKB_UNSUPPORTED_TYPE``, ``WKB_TRUNCATED``); geometries
     that are not ``WKB_OK`` become empty (their partial output is rolled back). Z and M
     values are skipped.
@@ -907,6 +912,8 @@ def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, g
             elif t == 3:
                 pos, nc, nr = _wkb_polygon(data, pos, end, little, ndim, x, y, ring_offsets,
                                            ci, ri, bits, as_float, native_little)
+                if pos == -2 or (nr > 0 and pi + 1 >= part_offsets.shape[0]):
+                    return -1, -1, -1
                 if pos < 0:
                     st = WKB_TRUNCATED
                 elif nr == 0:
@@ -935,6 +942,8 @@ def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, g
                         pos, nc, nr = _wkb_polygon(data, pos, end, little2, ndim2, x, y,
                                                    ring_offsets, ci, ri, bits, as_float,
                                                    native_little)
+                        if pos == -2 or pi + 1 >= part_offsets.shape[0]:
+                            return -1, -1, -1
                         if pos < 0:
                             st = WKB_TRUNCATED
                             break

@@ -120,21 +120,27 @@ class RaggedPolygons:
         if n and (offsets[0] < 0 or offsets[-1] > data.size or np.any(np.diff(offsets) < 0)):
             # The kernel trusts these: the output bounds below assume disjoint byte ranges.
             raise ValueError("WKB offsets must be non-decreasing and within the data buffer")
-        # Upper bounds from the byte count (a coordinate takes >= 16 bytes, a ring >= 4, a
-        # polygon >= 9). np.empty only reserves address space: the untouched tail of these
-        # arrays never becomes resident memory.
         nbytes = int(offsets[-1] - offsets[0]) if n else 0
-        x = np.empty(nbytes // 16)
-        y = np.empty(nbytes // 16)
-        ring_offsets = np.empty(nbytes // 4 + 1, np.int64)
-        part_offsets = np.empty(nbytes // 9 + 1, np.int64)
         geom_offsets = np.empty(n + 1, np.int64)
         status = np.empty(n, np.int8)
-        n_coords, n_rings, n_parts = K.wkb_decode(data, offsets, valid, status, x, y,
-                                                  ring_offsets, part_offsets, geom_offsets,
-                                                  sys.byteorder == "little")
+        little = sys.byteorder == "little"
+        # First try room for rings of >= 3 points (52+ bytes) and polygons of >= 1 such ring
+        # (61+ bytes); if the input has smaller ones, retry with room for anything (a ring
+        # takes >= 4 bytes, a polygon >= 9). Coordinates take >= 16 bytes each, so that bound
+        # is tight for 2-D data. (Always allocating the loose bounds, 3x the input, cost more
+        # in page faults than the decoding itself.)
+        for ring_bytes, part_bytes in ((52, 61), (4, 9)):
+            x = np.empty(nbytes // 16)
+            y = np.empty(nbytes // 16)
+            ring_offsets = np.empty(n + nbytes // ring_bytes + 1, np.int64)
+            part_offsets = np.empty(n + nbytes // part_bytes + 1, np.int64)
+            n_coords, n_rings, n_parts = K.wkb_decode(data, offsets, valid, status, x, y,
+                                                      ring_offsets, part_offsets, geom_offsets,
+                                                      little)
+            if n_coords >= 0:
+                break
         # Coordinates stay views (their bound is tight for 2-D data); the offsets are copied
-        # out of their generous bounds.
+        # out of their bounds.
         x = x[:n_coords]
         y = y[:n_coords]
         ring_offsets = ring_offsets[:n_rings + 1].copy()

@@ -977,3 +977,17 @@ def test_wkb_decoded_polygons_give_same_statistics():
     b = compute_stats(RaggedPolygons.from_shapely(geoms), G16, stats)
     assert np.array_equal(a, b)
     assert_close(a[1], R.coverage_ref(geoms, G16), 1e-12, "coverage")
+
+
+def test_wkb_decoder_makes_room_for_tiny_rings_and_parts():
+    """Rings of 0 points and polygons of empty rings overflow the first, tight guess of the
+    output sizes; the decoder must retry with room for anything, not write out of bounds."""
+    many_empty_rings = b"\x01" + struct.pack("<II", 3, 40) + struct.pack("<I", 0) * 40
+    multi_of_empty = (b"\x01" + struct.pack("<II", 6, 30)
+                      + (b"\x01" + struct.pack("<III", 3, 1, 0)) * 30)
+    box = shapely.box(0, 0, 1, 1)
+    polys, status = decode([many_empty_rings, multi_of_empty, shapely.to_wkb(box)])
+    assert status.tolist() == [K.WKB_OK, K.WKB_OK, K.WKB_OK]
+    assert np.diff(polys.geom_offsets).tolist() == [1, 30, 1]
+    assert polys.part_offsets[1] == 40 and polys.ring_offsets[-1] == polys.x.size == 5
+    _ragged_equal(polys.take([2]), RaggedPolygons.from_shapely([box]))
