@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,20 +76,59 @@ def memory_growth(path, n_small=2000, checkpoints=(100, 2000)):
     return float(out[0]), float(out[1])
 
 
+def end_to_end(path, grid, polys, centroids, repeats):
+    """Medians (ms) of the I/O floor, fastraster's phases and its end to end, round-robin.
+
+    Each repeat runs every contender once, so they share the machine's state (caches, heap,
+    other tenants' load) instead of each getting a quiet or a busy stretch of its own; this
+    runs before the heavy baselines, which leave the heap fragmented.
+    """
+    from fastraster.geometry import repair_invalid
+    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one
+    from fastraster.stats import parse_stats
+
+    settings = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+    job = parse_tile_path(path)
+    times = {k: [] for k in ("read", "write", "decode", "validate", "kernels", "e2e")}
+    phases = {k: [] for k in ("read_s", "compute_s", "write_s")}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "x.tif")
+        arr = ours_kernels(grid, polys, centroids)
+        steps = {
+            "read": lambda: read_floor(path),
+            "write": lambda: write_floor(grid, arr, os.path.join(tmp, "floor.tif")),
+            "decode": lambda: decode_wkb(path),
+            "validate": lambda: repair_invalid(polys, "repair"),
+            "kernels": lambda: ours_kernels(grid, polys, centroids),
+            "e2e": lambda: rasterize_one(job, out, settings),
+        }
+        for fn in steps.values():
+            fn()
+        for _ in range(repeats):
+            for name, fn in steps.items():
+                t = time.perf_counter()
+                result = fn()
+                times[name].append(time.perf_counter() - t)
+                if name == "e2e":
+                    for k in phases:
+                        phases[k].append(result[k])
+    med = {k: 1000 * statistics.median(v) for k, v in {**times, **phases}.items()}
+    return med
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="skip the memory soak")
     args = ap.parse_args(argv)
-    from fastraster.geometry import repair_invalid
-    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one, warm_up
-    from fastraster.stats import parse_stats
+    from fastraster.pipeline import warm_up
 
     warm_up()
     path = dense_tile()
     grid, polys, centroids, geoms, df = loaded(path)
     n = len(polys)
     r = args.repeats
+    e = end_to_end(path, grid, polys, centroids, max(r, 9))
     rows = []
     ours = median_ms(lambda: ours_kernels(grid, polys, centroids), r)
     rows.append(("fastraster kernels: coverage + centroid count", ours))
@@ -98,18 +138,6 @@ def main(argv=None):
     rows.append(("exactextract cell_id + coverage, scattered to a grid", ee))
     shp = median_ms(lambda: shapely_clip_coverage(grid, geoms), 1, warmup=0)
     rows.append(("shapely STRtree + intersection (geopandas-overlay approach)", shp))
-
-    settings = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
-    job = parse_tile_path(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "x.tif")
-        arr = ours_kernels(grid, polys, centroids)
-        t_read = median_ms(lambda: read_floor(path), r)
-        t_write = median_ms(lambda: write_floor(grid, arr, out), r)
-        e2e = median_ms(lambda: rasterize_one(job, out, settings), r)
-        # What fastraster adds to the floor, phase by phase (same tile, same run).
-        t_decode = median_ms(lambda: decode_wkb(path), r)
-        t_validate = median_ms(lambda: repair_invalid(polys, "repair"), r)
     ready, bare = worker_ready_seconds()
     print(f"\n# fastraster benchmark — {platform.node()} ({os.cpu_count()} CPUs), "
           f"{platform.python_version()}, dense tile: {n} polygons, "
@@ -117,21 +145,21 @@ def main(argv=None):
     print("\n| contender | median ms | vs fastraster kernels |\n|---|---|---|")
     for name, ms in rows:
         print(f"| {name} | {ms:.1f} | {ms / ours:.1f}x |")
-    floor = t_read + t_write
-    print("\n| end to end, one tile | median ms |\n|---|---|")
-    print(f"| I/O floor: pyogrio read_arrow of the needed columns | {t_read:.1f} |")
-    print(f"| I/O floor: rasterio write of the 2-band float32 GeoTIFF | {t_write:.1f} |")
+    floor = e["read"] + e["write"]
+    print("\n| end to end, one tile (round-robin, same run) | median ms |\n|---|---|")
+    print(f"| I/O floor: pyogrio read_arrow of the needed columns | {e['read']:.1f} |")
+    print(f"| I/O floor: rasterio write of the 2-band float32 GeoTIFF | {e['write']:.1f} |")
     print(f"| I/O floor total | {floor:.1f} |")
-    print(f"| fastraster end to end (read + validate + kernels + atomic write) | {e2e:.1f} "
-          f"(= {e2e / floor:.2f}x the floor) |")
+    print(f"| fastraster end to end (read + validate + kernels + atomic write) | {e['e2e']:.1f} "
+          f"(= {e['e2e'] / floor:.2f}x the floor) |")
+    print("| its phases: read + WKB decode + columns / validate + kernels / write + summary | "
+          f"{e['read_s']:.1f} / {e['compute_s']:.1f} / {e['write_s']:.1f} |")
     print("\n| what fastraster adds to the floor | median ms |\n|---|---|")
-    print(f"| WKB decode into ragged arrays (numba) | {t_decode:.1f} |")
-    print(f"| validity screen (numba; GEOS for what it cannot prove) | {t_validate:.1f} |")
-    print(f"| kernels (above) | {ours:.1f} |")
-    rest = e2e - floor - t_decode - t_validate - ours
-    print(f"| the rest (columns, atomic rename, band summaries, Python) | {rest:.1f} |")
-    print(f"| compute needed for 1.3x: <= {0.3 * floor:.1f} ms; measured "
-          f"{t_decode + t_validate + ours:.1f} ms |  |")
+    print(f"| WKB decode into ragged arrays (numba) | {e['decode']:.1f} |")
+    print(f"| validity screen (numba; GEOS for what it cannot prove) | {e['validate']:.1f} |")
+    print(f"| kernels | {e['kernels']:.1f} |")
+    compute = e["decode"] + e["validate"] + e["kernels"]
+    print(f"| sum; for 1.3x the floor it must be <= {0.3 * floor:.1f} | {compute:.1f} |")
     print(f"\nnew worker ready (python -c 'import fastraster; warm_up()'): {ready:.2f} s "
           f"(bare interpreter: {bare:.2f} s)")
     if not args.quick:

@@ -318,6 +318,9 @@ def warm_up(stats=None) -> None:
     from fastraster.geometry import RaggedPolygons
 
     stats = parse_stats(_ALL_KERNEL_STATS if stats is None else stats)
+    key = frozenset((s.property, s.weight_by, s.aggregation_method) for s in stats)
+    if any(key <= done for done in _WARMED):
+        return  # this process has loaded these kernels already
     grid = TileGrid.from_tile((0, 0, 0), "WGS1984Quad", 4)
     poly = shapely.Polygon([(-170, 10), (-100, 10), (-100, 80), (-170, 80)])
     columns = {**dict(zip(CENTROID_COLUMNS, ([-135.0], [45.0]))),
@@ -330,6 +333,11 @@ def warm_up(stats=None) -> None:
         rasterize_file(path, grid, stats)
     compute_stats(RaggedPolygons.from_shapely([poly]), grid, stats,
                   attributes={c: np.ones(1) for c in attribute_columns(stats)})
+    _WARMED.append(key)
+
+
+#: Statistic kinds whose kernels :func:`warm_up` has loaded in this process.
+_WARMED: list[frozenset] = []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -192,3 +192,16 @@ def test_forkserver_recipe_gives_the_files_of_a_serial_run(sample_staged, tmp_pa
         p.relative_to(tmp_path / "fs") for p in b]
     for pa, pb in zip(a, b, strict=True):
         np.testing.assert_array_equal(read_tif(pa)[0], read_tif(pb)[0])
+
+
+def test_warm_up_runs_once_per_process_for_kernels_it_has_loaded(monkeypatch):
+    import fastraster.pipeline as p
+
+    p.warm_up()  # every kernel
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("warm_up read its GeoPackage again")
+
+    monkeypatch.setattr(p, "rasterize_file", must_not_run)
+    p.warm_up()
+    p.warm_up(p.parse_stats(None))  # a subset of what is loaded
