@@ -162,6 +162,9 @@ def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, co
         "crs": CRS.from_user_input(grid.crs), "transform": grid.transform,
         "compress": "deflate",
         "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+        # Deflate level 1, not GDAL's 6: as small here (288 vs 289 kB dense tile, 104 vs 105
+        # kB PDG tile) and 1.6x faster to write (6.3 vs 10.1 ms; 4.5 vs 7.7 ms).
+        "zlevel": 1,
     }
     if nodata is not None:
         profile["nodata"] = nodata
@@ -169,6 +172,7 @@ def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, co
         profile["blocksize"] = min(512, grid.width)
         profile.pop("predictor")
         profile["predictor"] = "FLOATING_POINT" if np.dtype(dtype).kind == "f" else "YES"
+        profile["level"] = profile.pop("zlevel")  # the COG driver's name for it
     elif grid.width % 16 == 0 and grid.height % 16 == 0:
         profile.update(tiled=True, blockxsize=min(256, grid.width),
                        blockysize=min(256, grid.height))

@@ -60,6 +60,20 @@ def _predictor(path):
         return src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR")
 
 
+def _zlevel(path):
+    """The deflate level a file was written with, read back from its first block: zlib's
+    header byte FLG says 0 (fastest: level 1) ... 3 (levels 7-9)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        cmf, flg = fh.read(2)
+    assert cmf & 0x0F == 8  # deflate
+    return {0: 1, 1: 2, 2: 6, 3: 9}[flg >> 6]
+
+
 def test_default_float32_profile(tmp_path):
     fastraster.rasterize_dir(PDG_EXAMPLE / "staged", tmp_path, progress=False)
     for ref in _pdg_z13():
@@ -70,6 +84,7 @@ def test_default_float32_profile(tmp_path):
         # One 256x256 internal block (rasterio reports tiled=False when it is the whole image).
         assert (prof["blockxsize"], prof["blockysize"]) == (256, 256)
         assert _predictor(tmp_path / rel) == "3"  # floating-point predictor
+        assert _zlevel(tmp_path / rel) == 1
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-7)
 
