@@ -162,8 +162,8 @@ def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, co
         "crs": CRS.from_user_input(grid.crs), "transform": grid.transform,
         "compress": "deflate",
         "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-        # Deflate level 1, not GDAL's 6: as small here (288 vs 289 kB dense tile, 104 vs 105
-        # kB PDG tile) and 1.6x faster to write (6.3 vs 10.1 ms; 4.5 vs 7.7 ms).
+        # Deflate level 1, not GDAL's 6: as small for these rasters and faster to write
+        # (dense tile 7.7 vs 10.1 ms, PDG tile 4.5 vs 7.4 ms: benchmarks/write_levels.py).
         "zlevel": 1,
     }
     if nodata is not None:
