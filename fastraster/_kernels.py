@@ -838,10 +838,13 @@ def _wkb_polygon(buf, pos, end, little, ndim, x, y, ring_offsets, ci, ri, bits, 
         if o + n_pts > x.shape[0] or ri + k_ring + 1 >= ring_offsets.shape[0]:
             return -2, 0, 0
         if little == native_little:
+            # Slices indexed from 0: numba drops its negative-index test, LLVM vectorises.
             v = buf[pos:pos + nb].view(np.float64)
+            xo = x[o:o + n_pts]
+            yo = y[o:o + n_pts]
             for k in range(n_pts):
-                x[o + k] = v[k * ndim]
-                y[o + k] = v[k * ndim + 1]
+                xo[k] = v[k * ndim]
+                yo[k] = v[k * ndim + 1]
         else:
             for k in range(n_pts):
                 q = pos + k * ndim * 8
@@ -969,43 +972,55 @@ def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, g
 
 @kernel
 def _star_simple(x, y, start, stop):
-    """True if the closed ring is certainly star-shaped around its vertex mean, hence simple.
+    """True if the closed ring is certainly star-shaped around its bounding-box centre P.
 
     If every triangle (P, v_i, v_i+1) has the same certain, non-zero orientation, the angle
     of v around P changes monotonically along the ring; if the ring then crosses the ray
     from P in +x direction exactly once, that angle turns exactly once around, so every ray
     from P meets the ring once: the ring is simple. O(n) instead of O(n^2) pair tests; most
     ice-wedge polygons pass, the rest fall back to the pairwise test.
+
+    One error bound serves the whole ring: Shewchuk's bound for orient2d grows with
+    ``|left| + |right|``, and both products are at most ``ex * ey`` (the largest offsets of a
+    vertex from P, which rounding keeps monotone), so ``2 ex ey`` bounds every edge's sum.
+    The loops run over slices from index 0: numba then knows the indices are not negative,
+    drops its wrap-around test and LLVM vectorises them (2x faster than indexing from
+    ``start``).
     """
     n = stop - start - 1
-    px = 0.0
-    py = 0.0
-    for i in range(start, stop - 1):
-        px += x[i]
-        py += y[i]
-    px /= n
-    py /= n
-    # Branch-free (the early exit cost more in mispredictions than it saved): orient2d as
-    # in _orient_certain, all edges tested for a certain left turn and for a right turn.
-    all_left = True
-    all_right = True
+    xs = x[start:stop]
+    ys = y[start:stop]
+    xmin = xs[0]
+    xmax = xmin
+    ymin = ys[0]
+    ymax = ymin
+    for i in range(1, n):
+        xmin = min(xmin, xs[i])
+        xmax = max(xmax, xs[i])
+        ymin = min(ymin, ys[i])
+        ymax = max(ymax, ys[i])
+    px = 0.5 * (xmin + xmax)
+    py = 0.5 * (ymin + ymax)
+    ex = max(xmax - px, px - xmin)
+    ey = max(ymax - py, py - ymin)
+    bound = _ORIENT_ERR * (2.0 * (ex * ey))
+    # Branch-free integer counts (an early exit cost more in mispredictions than it saved).
+    n_left = 0
+    n_right = 0
     up = 0
     down = 0
-    for i in range(start, stop - 1):
-        left = (x[i] - px) * (y[i + 1] - py)
-        right = (y[i] - py) * (x[i + 1] - px)
-        det = left - right
-        bound = _ORIENT_ERR * (abs(left) + abs(right))
-        all_left &= det > bound
-        all_right &= det < -bound
+    for i in range(n):
+        det = (xs[i] - px) * (ys[i + 1] - py) - (ys[i] - py) * (xs[i + 1] - px)
+        n_left += np.int64(det > bound)
+        n_right += np.int64(det < -bound)
         # Counter-clockwise rings cross the +x ray going up, clockwise ones going down.
-        below = y[i] < py
-        below_next = y[i + 1] < py
-        up += below & (not below_next)
-        down += (not below) & below_next
-    if all_left:
+        below = np.int64(ys[i] < py)
+        below_next = np.int64(ys[i + 1] < py)
+        up += below * (1 - below_next)
+        down += below_next * (1 - below)
+    if n_left == n:
         return up == 1
-    if all_right:
+    if n_right == n:
         return down == 1
     return False
 
