@@ -259,7 +259,7 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
     cum_h = np.zeros(longest + 1)
     cum_hs = np.zeros(longest + 1)
     cum_t = np.zeros(longest + 1)
-    leaving = np.empty(longest, np.int64)
+    leaving = np.empty(longest, np.uint64)  # unsigned: no negative-index tests
     n_geoms = geom_offsets.shape[0] - 1
     for g in range(n_geoms):
         w = weights[g]
@@ -291,7 +291,7 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                 sum_hs = 0.0
                 sum_t = 0.0
                 area = 0.0
-                n_leaving = 0
+                n_leaving = np.uint64(0)
                 for i in range(n):
                     ax = bx
                     ay = by
@@ -322,7 +322,7 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     cum_hs[i + 1] = sum_hs
                     cum_t[i + 1] = sum_t
                     leaving[n_leaving] = i
-                    n_leaving += lines != 0.0
+                    n_leaving += np.uint64(lines != 0.0)
                 if area == 0.0:
                     continue
                 # y points down in pixel axes: a negative sum is counter-clockwise in CRS axes.
@@ -337,8 +337,8 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                 done_h = 0.0
                 done_hs = 0.0
                 done_t = 0.0
-                for q in range(n_leaving + 1):
-                    i = leaving[q] if q < n_leaving else n
+                for q in range(n_leaving + np.uint64(1)):
+                    i = leaving[q] if q < n_leaving else np.uint64(n)
                     s1 += cum_h[i] - done_h
                     s2 += cum_hs[i] - done_hs
                     st += cum_t[i] - done_t
@@ -353,8 +353,8 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                     n2 = 0.0
                     nt = 0.0
                     if q < n_leaving:
-                        bx = px[i + 1]
-                        by = py[i + 1]
+                        bx = px[i + np.uint64(1)]
+                        by = py[i + np.uint64(1)]
                         fbc = np.floor(bx)
                         fbr = np.floor(by)
                         ac = abs(fbc - fac)
@@ -385,15 +385,16 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                                                 True)
                     # West of the raster a run's whole height counts for every pixel of the
                     # row; east of it, for none.
+                    # Unsigned indices: numba then emits no negative-index test.
                     if far >= 0.0 and far < fh:
-                        r = int(far)
+                        r = np.uint64(far)
                         if fac < 0.0:
                             acc[r, 0] += d * s1
                         elif fac < fw:
-                            c = int(fac)
+                            c = np.uint64(fac)
                             v2 = 0.5 * s2
                             acc[r, c] += d * (s1 - v2)
-                            acc[r, c + 1] += d * v2
+                            acc[r, c + np.uint64(1)] += d * v2
                             if st > 0.0:
                                 touched[r, c] = 1
                     s1 = n1
