@@ -726,6 +726,25 @@ def centroid_pixels(cx, cy, col_edges, row_edges, out):
 
 
 @kernel
+def no_data_mask(touched, coverage, centroid_index, out):
+    """``out[r, c] = True`` where no polygon has area in pixel (r, c) and no centroid falls.
+
+    A pixel has polygon area if some boundary crosses its open interior (``touched``) or its
+    summed coverage is not zero (it lies inside a polygon); ``centroid_index`` holds flat
+    pixel indices as from :func:`centroid_pixels` (-1: none).
+    """
+    height, width = out.shape
+    for r in range(height):
+        for c in range(width):
+            out[r, c] = touched[r, c] == 0 and coverage[r, c] == 0.0
+    flat = out.reshape(-1)
+    for i in range(centroid_index.shape[0]):
+        k = centroid_index[i]
+        if k >= 0:
+            flat[k] = False
+
+
+@kernel
 def scatter_reduce(index, values, mode, out):
     """Reduce ``values[i]`` into ``out.flat[index[i]]`` for every ``index[i] >= 0``.
 

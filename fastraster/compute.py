@@ -42,13 +42,12 @@ class _Tile:
         return out
 
     @property
-    def data_mask(self):
-        """Pixels where some polygon has positive area or a centroid falls."""
+    def no_data(self):
+        """Pixels where no polygon has positive area and no centroid falls."""
         cov = self.coverage()
-        mask = (self._touched != 0) | (cov != 0)
-        idx = self.centroid_index()
-        mask.reshape(-1)[idx[idx >= 0]] = True
-        return mask
+        out = np.empty(cov.shape, np.bool_)
+        K.no_data_mask(self._touched, cov, self.centroid_index(), out)
+        return out
 
     def centroid_index(self):
         if self._centroid_index is None:
@@ -121,7 +120,7 @@ def _one_stat(t: _Tile, stat: Stat, attributes) -> np.ndarray:
     if prop == "polygons_touching":
         return t.touching(np.ones(n), K.REDUCE_SUM)
     if prop == "area_per_pixel_area":
-        return t.coverage().copy()
+        return t.coverage()  # (copied into the output; the cache stays intact)
     if prop == "area_within_pixel":
         return t.coverage() * t.grid.pixel_area
     if prop == "union_area_per_pixel_area":
@@ -188,8 +187,8 @@ def compute_stats(polys: RaggedPolygons, grid: TileGrid, stats=None, *, centroid
         out[b] = _one_stat(t, stat, attributes)
     nodata = [s.nodata_val for s in stats]
     if any(v is not None for v in nodata):
-        empty = ~t.data_mask
+        empty = t.no_data
         for b, v in enumerate(nodata):
             if v is not None:
-                out[b][empty] = v
+                np.copyto(out[b], v, where=empty)
     return out

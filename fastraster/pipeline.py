@@ -278,7 +278,7 @@ def _run_batch(jobs, settings):
 #: One statistic per kernel path (and per type of values array), for warm-up.
 _ALL_KERNEL_STATS = (
     {"name": "a", "weight_by": "count", "property": "centroids_per_pixel"},
-    {"name": "b", "weight_by": "area", "property": "area_per_pixel_area"},
+    {"name": "b", "weight_by": "area", "property": "area_per_pixel_area", "nodata_val": 0},
     {"name": "c", "weight_by": "count", "property": "polygons_covering_center"},
     {"name": "d", "weight_by": "count", "property": "polygons_touching"},
     {"name": "e", "weight_by": "area", "property": "v", "aggregation_method": "max"},
@@ -319,6 +319,8 @@ def warm_up(stats=None) -> None:
 
     stats = parse_stats(_ALL_KERNEL_STATS if stats is None else stats)
     key = frozenset((s.property, s.weight_by, s.aggregation_method) for s in stats)
+    if any(s.nodata_val is not None for s in stats):
+        key |= {"nodata"}  # the no-data mask is a kernel of its own
     if any(key <= done for done in _WARMED):
         return  # this process has loaded these kernels already
     grid = TileGrid.from_tile((0, 0, 0), "WGS1984Quad", 4)

@@ -991,3 +991,51 @@ def test_wkb_decoder_makes_room_for_tiny_rings_and_parts():
     assert np.diff(polys.geom_offsets).tolist() == [1, 30, 1]
     assert polys.part_offsets[1] == 40 and polys.ring_offsets[-1] == polys.x.size == 5
     _ragged_equal(polys.take([2]), RaggedPolygons.from_shapely([box]))
+
+
+# ---------------------------------------------------------------------------------------------
+# No-data pixels
+# ---------------------------------------------------------------------------------------------
+
+NODATA_STATS = [{"name": "n", "weight_by": "count", "property": "centroids_per_pixel",
+                 "nodata_val": -1},
+                {"name": "cov", "weight_by": "area", "property": "area_per_pixel_area",
+                 "nodata_val": -9}]
+
+
+def _no_data_ref(geoms, cx, cy, grid):
+    """No polygon area (GEOS intersection areas) and no centroid (numpy histogram)."""
+    return (R.touching_ref(geoms, grid) == 0) & (R.centroid_count_ref(cx, cy, grid) == 0)
+
+
+@HYP
+@given(geoms=polygon_lists(G_RECT), data=st.data())
+def test_no_data_pixels_vs_reference(geoms, data):
+    # Staging centroids anywhere on (or just outside) the tile, so some fall in pixels that
+    # no polygon covers: those pixels hold data (a count), not no-data.
+    g = G_RECT
+    n = len(geoms)
+    fx = np.array(data.draw(st.lists(st.floats(-0.1, 1.1), min_size=n, max_size=n)))
+    fy = np.array(data.draw(st.lists(st.floats(-0.1, 1.1), min_size=n, max_size=n)))
+    cx = g.left + fx * (g.right - g.left)
+    cy = g.bottom + fy * (g.top - g.bottom)
+    polys = RaggedPolygons.from_shapely(geoms)
+    out = compute_stats(polys, g, NODATA_STATS, centroids=(cx, cy))
+    empty = _no_data_ref(geoms, cx, cy, g)
+    assert (out[0][empty] == -1).all() and (out[1][empty] == -9).all()
+    assert (out[0][~empty] >= 0).all() and (out[1][~empty] >= 0).all()
+
+
+def test_nojit_small_no_data_mask():
+    g = G_RECT
+    box = shapely.box(g.left + 2.5 * g.dx, g.top - 3.5 * g.dy, g.left + 4 * g.dx,
+                      g.top - 2 * g.dy)  # covers (2, 3) fully and (2, 2) half
+    cx = np.array([g.left + 10.5 * g.dx])
+    cy = np.array([g.top - 7.5 * g.dy])  # centroid in pixel (7, 10), far from the box
+    out = compute_stats(RaggedPolygons.from_shapely([box]), g, NODATA_STATS, centroids=(cx, cy))
+    data = np.zeros((g.height, g.width), bool)
+    data[2, 2] = data[2, 3] = data[3, 2] = data[3, 3] = True
+    data[7, 10] = True
+    np.testing.assert_array_equal(out[1] != -9, data)
+    np.testing.assert_array_equal(out[0] != -1, data)
+    assert out[0][7, 10] == 1 and out[0][2, 2] == 0

@@ -155,7 +155,7 @@ def test_warm_up_with_stats_loads_only_what_they_need(tile_with_attribute):
     assert {k: v for k, v in res["added"].items() if v} == {}
     warmed = {k for k, v in res["warmed"].items() if v}
     assert {"wkb_decode", "certainly_simple", "coverage_accumulate",
-            "centroid_pixels"} <= warmed
+            "centroid_pixels", "no_data_mask"} <= warmed
     assert not warmed & {"touching_reduce", "centre_accumulate", "prefix_sum_rows"}
 
 
