@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastraster.allocator import tune_allocator
 from fastraster.grid import QUAD_TMS, TileGrid
 from fastraster.io import CENTROID_COLUMNS, InputError, band_summary, write_geotiff
 from fastraster.rasterize import rasterize_file
@@ -128,6 +129,7 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
            "seconds": 0.0, "polygons": None, "output": out_path, "summary": None}
     try:
         _limit_numba_threads()
+        tune_allocator()
         if job.tile is None:
             raise InputError(f"{job.path}: {job.problem}")
         if not settings.overwrite and os.path.exists(out_path):
