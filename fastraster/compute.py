@@ -59,13 +59,19 @@ class _Tile:
 
     def centroids(self):
         if self._centroids is None:
-            # Null and empty geometries have no centroid: NaN, which lands in no pixel.
-            geoms = self.polys.to_shapely()
-            cx = np.full(len(geoms), np.nan)
-            cy = np.full(len(geoms), np.nan)
-            some = ~shapely.is_empty(geoms)
-            c = shapely.centroid(geoms[some])
-            cx[some], cy[some] = shapely.get_x(c), shapely.get_y(c)
+            # GEOS's centroids, from the kernel (same doubles) and from GEOS itself where the
+            # kernel cannot promise them. Null and empty geometries have no centroid: NaN,
+            # which lands in no pixel.
+            n = len(self.polys)
+            cx = np.empty(n)
+            cy = np.empty(n)
+            K.polygon_centroids(*self.polys.arrays, cx, cy)
+            unsure = np.flatnonzero(np.isnan(cx))
+            if unsure.size:
+                geoms = self.polys.take(unsure).to_shapely()
+                some = ~shapely.is_empty(geoms)
+                c = shapely.centroid(geoms[some])
+                cx[unsure[some]], cy[unsure[some]] = shapely.get_x(c), shapely.get_y(c)
             self._centroids = (cx, cy)
         cx, cy = self._centroids
         return (np.ascontiguousarray(cx, dtype=np.float64),

@@ -20,6 +20,7 @@ from fastraster import _kernels as K
 from fastraster import compute_stats
 from fastraster.geometry import RaggedPolygons
 from fastraster.grid import TileGrid
+from tests.conftest import PDG_EXAMPLE, needs_pdg_example
 
 HYP = settings(max_examples=50, deadline=None, database=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -1039,3 +1040,71 @@ def test_nojit_small_no_data_mask():
     np.testing.assert_array_equal(out[1] != -9, data)
     np.testing.assert_array_equal(out[0] != -1, data)
     assert out[0][7, 10] == 1 and out[0][2, 2] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Polygon centroids: GEOS's doubles
+# ---------------------------------------------------------------------------------------------
+
+
+def _kernel_centroids(geoms):
+    polys = RaggedPolygons.from_shapely(geoms)
+    cx = np.empty(len(polys))
+    cy = np.empty(len(polys))
+    K.polygon_centroids(*polys.arrays, cx, cy)
+    return cx, cy
+
+
+@HYP
+@given(geoms=polygon_lists(G32, min_size=1, max_size=8))
+def test_polygon_centroids_are_geos_bit_for_bit(geoms):
+    if not geoms:
+        return
+    cx, cy = _kernel_centroids(geoms)
+    arr = np.asarray(geoms, dtype=object)
+    c = shapely.centroid(arr)
+    sure = ~np.isnan(cx)
+    # Bit for bit, not approximately: a centroid on a pixel edge must pick pdgraster's pixel.
+    np.testing.assert_array_equal(cx[sure], shapely.get_x(c)[sure])
+    np.testing.assert_array_equal(cy[sure], shapely.get_y(c)[sure])
+    # It answers for every polygon (these have positive area), leaves MultiPolygons to GEOS.
+    np.testing.assert_array_equal(sure, shapely.get_type_id(arr) == 3)
+
+
+@needs_pdg_example
+def test_polygon_centroids_of_real_iwp_are_geos_bit_for_bit():
+    from fastraster.io import read_staged
+
+    paths = sorted((PDG_EXAMPLE / "staged").rglob("*.gpkg"))
+    assert len(paths) == 4
+    for path in paths:
+        polys = read_staged(path).polygons
+        cx, cy = _kernel_centroids(polys.to_shapely())
+        c = shapely.centroid(polys.to_shapely())
+        np.testing.assert_array_equal(cx, shapely.get_x(c))
+        np.testing.assert_array_equal(cy, shapely.get_y(c))
+
+
+def test_nojit_small_polygon_centroids_holes_orientations():
+    shell = [(0, 0), (4, 0), (4, 3), (0, 3)]
+    hole = [(1, 1), (1, 2), (2, 2), (2, 1)]
+    geoms = [shapely.Polygon(shell, [hole]),
+             shapely.Polygon(shell[::-1], [hole[::-1]]),  # both orientations flipped
+             shapely.Polygon([(0.1, 0.2), (3.3, 0.7), (1.9, 2.9)])]
+    cx, cy = _kernel_centroids(geoms)
+    c = shapely.centroid(np.asarray(geoms, dtype=object))
+    np.testing.assert_array_equal(cx, shapely.get_x(c))
+    np.testing.assert_array_equal(cy, shapely.get_y(c))
+
+
+def test_nojit_small_polygon_centroids_leave_degenerate_cases_to_geos():
+    flat = shapely.Polygon([(0, 0), (2, 0), (4, 0), (0, 0)])  # zero area: GEOS uses the line
+    multi = shapely.MultiPolygon([shapely.box(1, 1, 3, 2), shapely.box(50, 50, 51, 52)])
+    geoms = [flat, multi, shapely.box(0, 0, 1, 1)]
+    cx, cy = _kernel_centroids(geoms)
+    assert np.isnan(cx[:2]).all() and np.isnan(cy[:2]).all() and (cx[2], cy[2]) == (0.5, 0.5)
+    # compute_stats asks GEOS for those: the line's centroid (2, 0) and the MultiPolygon's.
+    g = TileGrid.from_tile((0, 0, 0), "WGS1984Quad", 4)  # pixels of 45 degrees
+    out = compute_stats(RaggedPolygons.from_shapely(geoms), g,
+                        [{"name": "n", "weight_by": "count", "property": "centroids_per_pixel"}])
+    np.testing.assert_array_equal(out[0], R.centroid_count_ref(*centroids_of(geoms), g))
