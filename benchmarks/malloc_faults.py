@@ -1,11 +1,15 @@
 """Page faults and time per tile in a worker's loop of tiles, with and without malloc tuning.
 
-    python benchmarks/malloc_faults.py [--tiles 30] [--rounds 3]
+    python benchmarks/malloc_faults.py [--tiles 30] [--rounds 3] [--dir-tiles 8]
 
 Each configuration runs in a fresh process (malloc settings are per process, fixed once
-buffers exist): a loop of ``rasterize_one`` on the dense tile, as a worker of
-``rasterize_dir`` runs it. Prints median ms per tile, minor page faults per tile and the
-phases. Rounds alternate the configurations so they share the machine's state.
+buffers exist), rounds alternate the configurations so they share the machine's state:
+
+1. a loop of ``rasterize_one`` on the dense tile, as a worker of ``rasterize_dir`` runs it:
+   median ms per tile, minor page faults per tile, the phases, peak RSS;
+2. ``rasterize_dir`` in-process (``n_jobs=1``) and with 2 loky workers (``batch_size=1``)
+   over a staged tree of ``--dir-tiles`` dense tiles (each its own synthetic polygons): wall
+   time per tile of 3 passes after a first one that starts the workers.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 
 CHILD = r"""
 import json, os, resource, statistics, sys, tempfile, time
@@ -45,12 +51,47 @@ print(json.dumps(dict(tuned=tune_allocator(), ms=1000 * statistics.median(ts), f
 """
 
 
+DIR_CHILD = r"""
+import json, sys, tempfile, time
+from fastraster import rasterize_dir
+with tempfile.TemporaryDirectory() as out:
+    ts = []
+    for _ in range(4):  # the first pass starts the workers: not counted
+        t = time.perf_counter()
+        rep = rasterize_dir({root!r}, out, n_jobs={n_jobs}, batch_size=1, overwrite=True,
+                            progress=False, summary=False)
+        ts.append(time.perf_counter() - t)
+        assert rep.n("ok") == {n}, rep.summary_line()
+print(json.dumps(dict(ms=[1000 * t / {n} for t in ts[1:]])))
+"""
+
+
+def dense_tree(n):
+    """A staged tree of n dense z13 tiles (9 m cells, ~30 vertices; cached on disk)."""
+    from common import DENSE_TILE
+
+    from fastraster.sample import make_sample
+
+    root = os.path.join(os.environ.get("FASTRASTER_BENCH_DIR", tempfile.gettempdir()),
+                        f"fastraster-bench-tree-{n}")
+    tiles = tuple((DENSE_TILE[0] + i % 4, DENSE_TILE[1] + i // 4, 13) for i in range(n))
+    done = os.path.join(root, "complete")
+    if not os.path.exists(done):
+        make_sample(os.path.join(root, "staged"), tiles=tiles, spacing_m=9.0, fill=1.0,
+                    vertices=30, seed=0)
+        open(done, "w").close()
+    return os.path.join(root, "staged")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dir-tiles", type=int, default=8)
     args = ap.parse_args(argv)
-    code = CHILD.format(bench=os.path.dirname(os.path.abspath(__file__)), tiles=args.tiles)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    code = CHILD.format(bench=here, tiles=args.tiles)
     configs = {"glibc defaults (FASTRASTER_TUNE_MALLOC=0)": "0", "tuned (default)": "1"}
     rows = {k: [] for k in configs}
     for _ in range(args.rounds):
@@ -69,7 +110,23 @@ def main(argv=None):
                        for r in rs)
         rss = ", ".join(f"{r['maxrss_mb']:.0f}" for r in rs)
         print(f"| {name} | {ms} | {fl} | {ph} | {rss} |")
-
+    if args.dir_tiles:
+        root = dense_tree(args.dir_tiles)
+        print(f"\nrasterize_dir over {args.dir_tiles} dense tiles, {args.rounds} processes x 3 "
+              "passes per configuration\n")
+        print("| workers | malloc | wall ms per tile: median | min | max |\n|---|---|---|---|---|")
+        for n_jobs in (1, 2):
+            code = DIR_CHILD.format(root=root, n=args.dir_tiles, n_jobs=n_jobs)
+            rows = {k: [] for k in configs}
+            for _ in range(args.rounds):
+                for name, flag in configs.items():
+                    env = {**os.environ, "FASTRASTER_TUNE_MALLOC": flag}
+                    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                         capture_output=True, text=True).stdout
+                    rows[name] += json.loads(out.strip().splitlines()[-1])["ms"]
+            for name, ms in rows.items():
+                print(f"| {n_jobs} | {name} | {statistics.median(ms):.1f} | {min(ms):.1f} | "
+                      f"{max(ms):.1f} |")
 
 if __name__ == "__main__":
     main()

@@ -104,3 +104,26 @@ def test_end_to_end_io_floor(benchmark, dense, tmp_path):
         write_floor(dense["grid"], arr, tmp_path / "f.tif")
 
     benchmark(floor)
+
+
+@pytest.fixture(scope="module")
+def dense_bands(dense):
+    """The dense tile's two output bands as written (float32), flattened."""
+    arr = ours_kernels(dense["grid"], dense["polys"], dense["centroids"]).astype(np.float32)
+    return [np.ascontiguousarray(b).ravel() for b in arr]
+
+
+@pytest.mark.parametrize("band", [0, 1], ids=["count", "coverage"])
+@pytest.mark.benchmark(group="summary median: one float32 band")
+def test_median_fastraster_radix(benchmark, dense_bands, band):
+    from fastraster import _kernels as K
+
+    a = dense_bands[band]
+    assert benchmark(K.float32_median, a) == np.median(a.astype(np.float64))
+
+
+@pytest.mark.parametrize("band", [0, 1], ids=["count", "coverage"])
+@pytest.mark.benchmark(group="summary median: one float32 band")
+def test_median_numpy(benchmark, dense_bands, band):
+    a = dense_bands[band]
+    benchmark(lambda: np.median(a.astype(np.float64)))

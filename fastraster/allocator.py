@@ -3,11 +3,15 @@
 A tile's buffers are large (the WKB column of a dense tile is ~12 MB, its coordinates ~12 MB
 more) and short-lived. With glibc's defaults a freed buffer of that size is often handed back
 to the kernel (``munmap``, or a trim of the heap top) and the next tile's read maps fresh
-pages again: one page fault per 4 KiB. On the 2-core development VM, in a loop of
-``rasterize_one`` over a dense tile (``benchmarks/malloc_faults.py``, three processes each),
-glibc's defaults took 5,400-5,900 minor faults and 68-78 ms per tile; with the settings below,
-0 faults and 42-54 ms, at the same peak RSS (~340 MB). (In other runs the default took ~1,200
-faults per tile: glibc's dynamic mmap threshold depends on the order of frees.)
+pages again: one page fault per 4 KiB. Measured on the 2-core development VM with
+``benchmarks/malloc_faults.py`` (dense tiles, 3 processes per configuration):
+
+* a loop of ``rasterize_one`` in one process: glibc's defaults 5,000-5,800 minor faults and
+  72-80 ms per tile in two processes of three (the third settled at 0 faults, 53 ms); tuned,
+  2-42 faults and 43-51 ms, at the same peak RSS (~340 MB);
+* ``rasterize_dir(n_jobs=1)``: 57.1 ms per tile with the defaults, 40.4 ms tuned;
+* ``rasterize_dir(n_jobs=2)``, loky workers: no gain (24.8 vs 26.2 ms per tile, within this
+  VM's noise): there glibc's defaults settle at 0 faults after the first tiles.
 
 Hand-written because no library sets these: ``mallopt`` through ctypes, the documented glibc
 interface (also set by the ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``

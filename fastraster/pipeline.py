@@ -334,7 +334,8 @@ def warm_up(stats=None) -> None:
         pyogrio.raw.write(path, np.array([shapely.to_wkb(poly)], dtype=object),
                           [np.array(v) for v in columns.values()], list(columns), driver="GPKG",
                           geometry_type="Polygon", crs="EPSG:4326")
-        rasterize_file(path, grid, stats)
+        array, _ = rasterize_file(path, grid, stats)
+    band_summary(array[0].astype(np.float32))  # the summary of a float32 band (the default)
     compute_stats(RaggedPolygons.from_shapely([poly]), grid, stats,
                   attributes={c: np.ones(1) for c in attribute_columns(stats)})
     _WARMED.append(key)
