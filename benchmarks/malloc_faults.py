@@ -83,6 +83,22 @@ def dense_tree(n):
     return os.path.join(root, "staged")
 
 
+CONFIGS = {"glibc defaults (FASTRASTER_TUNE_MALLOC=0)": "0", "tuned (default)": "1"}
+
+
+def alternate(code, rounds):
+    """Run ``code`` in a fresh process per configuration and round, alternating; the JSON
+    each process prints last, per configuration."""
+    rows = {k: [] for k in CONFIGS}
+    for _ in range(rounds):
+        for name, flag in CONFIGS.items():
+            env = {**os.environ, "FASTRASTER_TUNE_MALLOC": flag}
+            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            rows[name].append(json.loads(out.strip().splitlines()[-1]))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=30)
@@ -91,15 +107,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
-    code = CHILD.format(bench=here, tiles=args.tiles)
-    configs = {"glibc defaults (FASTRASTER_TUNE_MALLOC=0)": "0", "tuned (default)": "1"}
-    rows = {k: [] for k in configs}
-    for _ in range(args.rounds):
-        for name, flag in configs.items():
-            env = {**os.environ, "FASTRASTER_TUNE_MALLOC": flag}
-            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            rows[name].append(json.loads(out.strip().splitlines()[-1]))
+    rows = alternate(CHILD.format(bench=here, tiles=args.tiles), args.rounds)
     print(f"\n{args.tiles} tiles per process, {args.rounds} processes per configuration\n")
     print("| malloc | ms per tile (each process) | minor faults per tile | read / compute / "
           "write ms | peak RSS MB |\n|---|---|---|---|---|")
@@ -117,14 +125,8 @@ def main(argv=None):
         print("| workers | malloc | wall ms per tile: median | min | max |\n|---|---|---|---|---|")
         for n_jobs in (1, 2):
             code = DIR_CHILD.format(root=root, n=args.dir_tiles, n_jobs=n_jobs)
-            rows = {k: [] for k in configs}
-            for _ in range(args.rounds):
-                for name, flag in configs.items():
-                    env = {**os.environ, "FASTRASTER_TUNE_MALLOC": flag}
-                    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                         capture_output=True, text=True).stdout
-                    rows[name] += json.loads(out.strip().splitlines()[-1])["ms"]
-            for name, ms in rows.items():
+            for name, rs in alternate(code, args.rounds).items():
+                ms = [t for r in rs for t in r["ms"]]
                 print(f"| {n_jobs} | {name} | {statistics.median(ms):.1f} | {min(ms):.1f} | "
                       f"{max(ms):.1f} |")
 
