@@ -229,7 +229,7 @@ def band_summary(array: np.ndarray) -> dict:
     if a.size == 0:
         return dict.fromkeys(("min", "max", "mean", "median", "std", "var", "sum"), np.nan)
     var = a.var()  # numpy's std is exactly sqrt(var): one pass saved
-    # float32 bands (the default output): the same median by radix selection, 3-5x faster.
+    # float32 bands (the default output): the same median by radix selection, 1.6-3.5x faster.
     median = K.float32_median(raw) if raw.dtype == np.float32 else np.median(a)
     return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
             "median": float(median), "std": float(np.sqrt(var)), "var": float(var),
