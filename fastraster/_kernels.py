@@ -695,11 +695,16 @@ def polygon_centroids(x, y, ring_offsets, part_offsets, geom_offsets, cx, cy):
     the ring orientation. The same operations in the same order give the same doubles, so
     a centroid on a pixel edge lands in the same pixel as pdgraster's.
 
+    With one ring the sign cancels exactly (negation is exact), so it is not computed.
+    With holes every ring's orientation must be the one GEOS finds: it is taken from the
+    star test of the validity screen, which proves the ring simple (where any correct
+    orientation test agrees); a ring it cannot prove goes to GEOS.
+
     ``cx[g]`` and ``cy[g]`` are NaN where this cannot promise GEOS's answer, for GEOS to
     compute: an empty geometry; a MultiPolygon (GEOS versions differ in where they fan its
     parts from: 3.14 from each part's first vertex); a ring that is not closed or has fewer
-    than 4 points; a ring whose orientation is too close to call (GEOS decides it exactly);
-    a zero total area (GEOS then takes the centroid of the boundary).
+    than 4 points; a polygon with holes whose rings are not proven simple; a zero total area
+    (GEOS then takes the centroid of the boundary).
     """
     n_geoms = geom_offsets.shape[0] - 1
     for g in range(n_geoms):
@@ -709,38 +714,31 @@ def polygon_centroids(x, y, ring_offsets, part_offsets, geom_offsets, cx, cy):
         p_stop = geom_offsets[g + 1]
         if p_stop - p_start != 1 or part_offsets[p_start + 1] <= part_offsets[p_start]:
             continue
-        first_vertex = ring_offsets[part_offsets[p_start]]
-        bx = x[first_vertex]
-        by = y[first_vertex]
+        first = part_offsets[p_start]
+        last = part_offsets[p_start + 1]
+        bx = x[ring_offsets[first]]
+        by = y[ring_offsets[first]]
         sx = 0.0
         sy = 0.0
         a2sum = 0.0
         sure = True
-        first = part_offsets[p_start]
-        for k in range(first, part_offsets[p_start + 1]):
+        for k in range(first, last):
             start = ring_offsets[k]
             stop = ring_offsets[k + 1]
             n = stop - start
             if n < 4 or x[start] != x[stop - 1] or y[start] != y[stop - 1]:
                 sure = False
                 break
+            sign = 1.0
+            if last - first > 1:
+                ccw = _star_orientation(x, y, start, stop)
+                if ccw == 0:
+                    sure = False
+                    break
+                # GEOS: the exterior adds if clockwise, a hole if counter-clockwise.
+                sign = 1.0 if ((ccw > 0) != (k == first)) else -1.0
             xs = x[start:stop]
             ys = y[start:stop]
-            # Orientation from the shoelace sum (relative to the first vertex), trusted
-            # only well above its rounding error: n terms, each within a few ulps.
-            xr = xs[0]
-            yr = ys[0]
-            area = 0.0
-            size = 0.0
-            for i in range(n - 1):
-                t = (xs[i] - xr) * (ys[i + 1] - yr) - (xs[i + 1] - xr) * (ys[i] - yr)
-                area += t
-                size += abs(t)
-            if not abs(area) > (n + 4) * 4.5e-16 * size:
-                sure = False
-                break
-            ccw = area > 0.0
-            sign = 1.0 if (ccw != (k == first)) else -1.0
             for i in range(n - 1):
                 ax = xs[i]
                 ay = ys[i]
@@ -1135,8 +1133,9 @@ def wkb_decode(data, offsets, valid, status, x, y, ring_offsets, part_offsets, g
 # ---------------------------------------------------------------------------------------------
 
 @kernel
-def _star_simple(x, y, start, stop):
-    """True if the closed ring is certainly star-shaped around its bounding-box centre P.
+def _star_orientation(x, y, start, stop):
+    """+1 (-1) if the closed ring is certainly star-shaped around its bounding-box centre P
+    and counter-clockwise (clockwise), hence simple with that orientation; 0 if not proven.
 
     If every triangle (P, v_i, v_i+1) has the same certain, non-zero orientation, the angle
     of v around P changes monotonically along the ring; if the ring then crosses the ray
@@ -1182,11 +1181,11 @@ def _star_simple(x, y, start, stop):
         below_next = np.int64(ys[i + 1] < py)
         up += below * (1 - below_next)
         down += below_next * (1 - below)
-    if n_left == n:
-        return up == 1
-    if n_right == n:
-        return down == 1
-    return False
+    if n_left == n and up == 1:
+        return 1
+    if n_right == n and down == 1:
+        return -1
+    return 0
 
 
 @kernel
@@ -1213,7 +1212,7 @@ def certainly_simple(x, y, ring_offsets, part_offsets, geom_offsets, out):
         m = stop - start - 1  # number of edges; edge e joins vertices start+e, start+e+1
         if m < 3 or x[start] != x[stop - 1] or y[start] != y[stop - 1]:
             continue
-        if _star_simple(x, y, start, stop):
+        if _star_orientation(x, y, start, stop) != 0:
             out[g] = True
             continue
         ok = True
