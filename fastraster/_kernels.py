@@ -237,8 +237,10 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
     2. once per edge leaving its pixel: the run of pieces in the pixel it leaves (differences
        of the cumulative sums, plus the first piece of the leaving edge) is written to
        ``acc`` in one go. An edge crossing one grid line is split at the crossing point,
-       placed exactly on that line; an edge crossing several (or a pixel corner) takes the
-       general row-by-row walk.
+       placed exactly on that line. One crossing a column line and a row line (4 % of the
+       edges of a dense IWP tile) is split at both; the exact side of the pixel corner
+       between them says which comes first, so which pixel holds the middle piece, written
+       on its own. Edges crossing more lines take the general row-by-row walk.
 
     Offsets into a pixel are ``p - floor(p)``, which is exact, so a piece along a pixel's
     west or north side (both offsets zero on that axis) is recognised exactly and does not
@@ -380,6 +382,60 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                             sx = (cx - fbc) + (bx - fbc)
                             n2 = n1 * sx
                             nt = min(sx, (cy - fbr) + (by - fbr))
+                        elif ac == 1.0 and ar == 1.0:
+                            # Across a pixel corner: one column line and one row line. The
+                            # exact side of the corner decides which is crossed first and so
+                            # which of the two other pixels the middle piece lies in; an edge
+                            # through the corner (side 0, as in _x_at) has no middle piece.
+                            xl = max(fac, fbc)
+                            yl = max(far, fbr)
+                            ex = bx - ax
+                            ey = by - ay
+                            side = _orient_certain(ax, ay, bx, by, xl, yl)
+                            # Crossing points, each kept between its neighbours on the edge.
+                            yc = ay + ey * ((xl - ax) / ex)
+                            xr = ax + ex * ((yl - ay) / ey)
+                            if side == 0:
+                                c1x = xl
+                                c1y = yl
+                                c2x = xl
+                                c2y = yl
+                            elif side * ex * ey > 0.0:  # the column line first
+                                c1x = xl
+                                c1y = min(max(yc, min(ay, yl)), max(ay, yl))
+                                c2x = min(max(xr, min(xl, bx)), max(xl, bx))
+                                c2y = yl
+                                mr = far
+                                mc = fbc
+                            else:  # the row line first
+                                c1x = min(max(xr, min(ax, xl)), max(ax, xl))
+                                c1y = yl
+                                c2x = xl
+                                c2y = min(max(yc, min(yl, by)), max(yl, by))
+                                mr = fbr
+                                mc = fac
+                            h = c1y - ay
+                            sx = (ax - fac) + (c1x - fac)
+                            s1 += h
+                            s2 += h * sx
+                            st += min(sx, (ay - far) + (c1y - far))
+                            n1 = by - c2y
+                            sx = (c2x - fbc) + (bx - fbc)
+                            n2 = n1 * sx
+                            nt = min(sx, (c2y - fbr) + (by - fbr))
+                            if side != 0 and mr >= 0.0 and mr < fh:
+                                hm = c2y - c1y
+                                sx = (c1x - mc) + (c2x - mc)
+                                rm = np.uint64(mr)
+                                if mc < 0.0:
+                                    acc[rm, 0] += d * hm
+                                elif mc < fw:
+                                    cm = np.uint64(mc)
+                                    v2 = 0.5 * hm * sx
+                                    acc[rm, cm] += d * (hm - v2)
+                                    acc[rm, cm + np.uint64(1)] += d * v2
+                                    if min(sx, (c1y - mr) + (c2y - mr)) > 0.0:
+                                        touched[rm, cm] = 1
                         else:
                             _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched,
                                                 True)

@@ -391,6 +391,15 @@ ADVERSARIAL = {
     "diagonal_through_corners_other_side": [[(0, 0), (5, 5), (5, 0)]],
     "diagonal_through_corners_offset": [[(3, 1), (13, 11), (3, 11)]],
     "steep_edge_through_corners": [[(0, 0), (5, 10), (0, 10)]],
+    # Edges crossing one column line and one row line (the coverage kernel's corner path):
+    # through the corner exactly, a hair beside it on either side, and both crossing orders.
+    "short_edges_through_corners": [[(0.5, 0.5), (1.5, 1.5), (0.5, 1.5)],
+                                    [(2.5, 3.5), (3.5, 2.5), (3.5, 3.5)]],
+    "short_edges_beside_corners": [[(4.5, 4.5), (5.5, 5.5 + 1e-9), (4.5, 5.5)],
+                                   [(6.5, 6.5), (7.5 + 1e-9, 7.5), (7.5, 6.5)],
+                                   [(9.5, 9.5), (10.5, 10.5 - 1e-13), (9.5, 10.5)]],
+    "diamond_across_corners": [[(5.5, 4.7), (6.3, 5.5), (5.5, 6.3), (4.7, 5.5)],
+                               [(12.2, 1.9), (13.9, 2.2), (13.6, 3.8), (11.8, 3.1)]],
 }
 
 
@@ -421,7 +430,8 @@ def test_adversarial_vs_reference(case, grid):
 @pytest.mark.parametrize("case", ["pixel_square", "half_square_cw", "l_shape_half",
                                   "hole_on_centres", "multipolygon_sharing_centre_vertex",
                                   "crossing_west_north", "diamond_through_corners",
-                                  "diagonal_through_corners_other_side"])
+                                  "diagonal_through_corners_other_side",
+                                  "short_edges_through_corners", "diamond_across_corners"])
 def test_nojit_small_adversarial(case, grid):
     check_against_reference(build_case(ADVERSARIAL[case], grid), grid)
 
