@@ -426,11 +426,11 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                             if side != 0 and mr >= 0.0 and mr < fh:
                                 hm = c2y - c1y
                                 sx = (c1x - mc) + (c2x - mc)
-                                rm = np.uint64(mr)
+                                rm = np.uint64(np.int64(mr))
                                 if mc < 0.0:
                                     acc[rm, 0] += d * hm
                                 elif mc < fw:
-                                    cm = np.uint64(mc)
+                                    cm = np.uint64(np.int64(mc))
                                     v2 = 0.5 * hm * sx
                                     acc[rm, cm] += d * (hm - v2)
                                     acc[rm, cm + np.uint64(1)] += d * v2
@@ -441,13 +441,14 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                                                 True)
                     # West of the raster a run's whole height counts for every pixel of the
                     # row; east of it, for none.
-                    # Unsigned indices: numba then emits no negative-index test.
+                    # Unsigned indices: numba then emits no negative-index test. Through int64:
+                    # float -> uint64 takes six instructions, float -> int64 one.
                     if far >= 0.0 and far < fh:
-                        r = np.uint64(far)
+                        r = np.uint64(np.int64(far))
                         if fac < 0.0:
                             acc[r, 0] += d * s1
                         elif fac < fw:
-                            c = np.uint64(fac)
+                            c = np.uint64(np.int64(fac))
                             v2 = 0.5 * s2
                             acc[r, c] += d * (s1 - v2)
                             acc[r, c + np.uint64(1)] += d * v2
