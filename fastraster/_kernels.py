@@ -826,8 +826,9 @@ def centroid_pixels(cx, cy, col_edges, row_edges, out):
     east = col_edges[width]
     north = row_edges[0]
     south = row_edges[height]
-    sx = (east - west) / width
-    sy = (north - south) / height
+    # Reciprocal pixel sizes: the guess below needs no division, the edge tests settle it.
+    ix = width / (east - west)
+    iy = height / (north - south)
     for i in range(cx.shape[0]):
         vx = cx[i]
         vy = cy[i]
@@ -836,13 +837,13 @@ def centroid_pixels(cx, cy, col_edges, row_edges, out):
             continue
         # Guess from the arithmetic position, then settle the edge case against the very
         # edge values pdgraster compares with: col_edges[c] < vx <= col_edges[c + 1].
-        c = int(math.ceil((vx - west) / sx)) - 1
+        c = int(math.ceil((vx - west) * ix)) - 1
         c = min(max(c, 0), width - 1)
         while c > 0 and vx <= col_edges[c]:
             c -= 1
         while c < width - 1 and vx > col_edges[c + 1]:
             c += 1
-        r = int(math.ceil((north - vy) / sy)) - 1
+        r = int(math.ceil((north - vy) * iy)) - 1
         r = min(max(r, 0), height - 1)
         while r > 0 and vy >= row_edges[r]:
             r -= 1
