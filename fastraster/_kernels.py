@@ -369,24 +369,18 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                             yl = max(far, fbr)
                             u = 1.0 - ((ac * (xl - ax) + ar * (yl - ay))
                                        / (ac * (bx - ax) + ar * (by - ay)))
-                            cx = bx + u * (ax - bx)
-                            cy = by + u * (ay - by)
-                            cx += ac * (xl - cx)
-                            cy += ar * (yl - cy)
-                            h = cy - ay
-                            sx = (ax - fac) + (cx - fac)
-                            s1 += h
-                            s2 += h * sx
-                            st += min(sx, (ay - far) + (cy - far))
-                            n1 = by - cy
-                            sx = (cx - fbc) + (bx - fbc)
-                            n2 = n1 * sx
-                            nt = min(sx, (cy - fbr) + (by - fbr))
+                            c1x = bx + u * (ax - bx)
+                            c1y = by + u * (ay - by)
+                            c1x += ac * (xl - c1x)
+                            c1y += ar * (yl - c1y)
+                            c2x = c1x
+                            c2y = c1y
+                            side = 0
                         elif ac == 1.0 and ar == 1.0:
                             # Across a pixel corner: one column line and one row line. The
                             # exact side of the corner decides which is crossed first and so
-                            # which of the two other pixels the middle piece lies in; an edge
-                            # through the corner (side 0, as in _x_at) has no middle piece.
+                            # which of the two other pixels the middle piece c1-c2 lies in;
+                            # an edge through the corner (side 0, as in _x_at) has none.
                             xl = max(fac, fbc)
                             yl = max(far, fbr)
                             ex = bx - ax
@@ -414,15 +408,6 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                                 c2y = min(max(yc, min(yl, by)), max(yl, by))
                                 mr = fbr
                                 mc = fac
-                            h = c1y - ay
-                            sx = (ax - fac) + (c1x - fac)
-                            s1 += h
-                            s2 += h * sx
-                            st += min(sx, (ay - far) + (c1y - far))
-                            n1 = by - c2y
-                            sx = (c2x - fbc) + (bx - fbc)
-                            n2 = n1 * sx
-                            nt = min(sx, (c2y - fbr) + (by - fbr))
                             if side != 0 and mr >= 0.0 and mr < fh:
                                 hm = c2y - c1y
                                 sx = (c1x - mc) + (c2x - mc)
@@ -439,6 +424,23 @@ def coverage_accumulate(x, y, ring_offsets, part_offsets, geom_offsets, weights,
                         else:
                             _accumulate_segment(ax, ay, bx, by, d, height, width, acc, touched,
                                                 True)
+                            # Nothing left for the runs: zero-height pieces a-a and b-b. Their
+                            # touched terms are positive only for an end inside its pixel's
+                            # open interior, a pixel the walk has marked anyway.
+                            c1x = ax
+                            c1y = ay
+                            c2x = bx
+                            c2y = by
+                        # a-c1 ends this run, c2-b starts the next.
+                        h = c1y - ay
+                        sx = (ax - fac) + (c1x - fac)
+                        s1 += h
+                        s2 += h * sx
+                        st += min(sx, (ay - far) + (c1y - far))
+                        n1 = by - c2y
+                        sx = (c2x - fbc) + (bx - fbc)
+                        n2 = n1 * sx
+                        nt = min(sx, (c2y - fbr) + (by - fbr))
                     # West of the raster a run's whole height counts for every pixel of the
                     # row; east of it, for none.
                     # Unsigned indices: numba then emits no negative-index test. Through int64:
