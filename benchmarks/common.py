@@ -45,9 +45,9 @@ def loaded(path):
     """(grid, polygons, centroids, shapely geometries, GeoDataFrame) of one staged file."""
     import pyogrio
 
-    from fastraster.grid import TileGrid
-    from fastraster.io import read_staged
-    from fastraster.pipeline import parse_tile_path
+    from fastraster.io.staged import read_staged
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.grid import TileGrid
 
     f = parse_tile_path(path)
     grid = TileGrid.from_tile(f.tile, f.tms)
@@ -60,7 +60,7 @@ PDG_STATS = None  # fastraster's defaults: polygon_count (centroids) and coverag
 
 
 def ours_kernels(grid, polys, centroids):
-    from fastraster.compute import compute_stats
+    from fastraster.model.compute import compute_stats
 
     return compute_stats(polys, grid, PDG_STATS, centroids=centroids)
 
@@ -111,7 +111,7 @@ def read_floor(path):
 def _wkb_column(path):
     import pyogrio.raw
 
-    from fastraster.io import _wkb_buffers
+    from fastraster.io.staged import _wkb_buffers
 
     meta, table = pyogrio.raw.read_arrow(path, columns=[])
     return _wkb_buffers(table[meta.get("geometry_name") or "wkb_geometry"])
@@ -119,7 +119,7 @@ def _wkb_column(path):
 
 def decode_wkb(path):
     """fastraster's WKB decoding alone, on the already-read Arrow buffers of ``path``."""
-    from fastraster.geometry import RaggedPolygons
+    from fastraster.model.geometry import RaggedPolygons
 
     return RaggedPolygons.from_wkb(*_wkb_column(path))
 
@@ -128,7 +128,7 @@ def write_floor(grid, array, out):
     """rasterio writing the 2-band float32 GeoTIFF with fastraster's profile, not atomically."""
     import rasterio
 
-    from fastraster.io import geotiff_profile
+    from fastraster.io.geotiff import geotiff_profile
 
     profile = geotiff_profile(grid, array.shape[0], "float32", 0)
     with rasterio.open(out, "w", **profile) as dst:

@@ -39,7 +39,7 @@ from common import (  # noqa: E402
 
 def worker_ready_seconds(repeats=5):
     """Wall time for a fresh Python process to import fastraster and load every kernel."""
-    code = "import fastraster.pipeline as p; p.warm_up()"
+    code = "import fastraster.pipelines.staged as p; p.warm_up()"
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -57,12 +57,13 @@ def memory_growth(path, n_small=2000, checkpoints=(100, 2000)):
     """RSS (MB) of one process after rasterizing a small tile 100 and 2000 times."""
     code = textwrap.dedent(f"""
         import resource, tempfile, os
-        from fastraster.pipeline import rasterize_one, _Settings, parse_tile_path
-        from fastraster.stats import parse_stats
+        from fastraster.io.tilepaths import parse_tile_path
+        from fastraster.pipelines.options import RasterizeOptions
+        from fastraster.pipelines.staged import rasterize_one
         def rss():
             with open('/proc/self/statm') as fh:
                 return int(fh.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-        s = _Settings(parse_stats(None), (256, 256), 'float32', True, False, 'repair', False)
+        s = RasterizeOptions.create(overwrite=True)
         job = parse_tile_path({path!r})
         out = os.path.join(tempfile.mkdtemp(), 't.tif')
         marks = {{}}
@@ -85,11 +86,12 @@ def end_to_end(path, grid, polys, centroids, repeats):
     other tenants' load) instead of each getting a quiet or a busy stretch of its own; this
     runs before the heavy baselines, which leave the heap fragmented.
     """
-    from fastraster.geometry import repair_invalid
-    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one
-    from fastraster.stats import parse_stats
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.repair import repair_invalid
+    from fastraster.pipelines.options import RasterizeOptions
+    from fastraster.pipelines.staged import rasterize_one
 
-    settings = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+    settings = RasterizeOptions.create(overwrite=True)
     job = parse_tile_path(path)
     times = {k: [] for k in ("read", "write", "decode", "validate", "kernels", "e2e")}
     phases = {k: [] for k in ("read_s", "compute_s", "write_s")}
@@ -123,7 +125,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="skip the memory soak")
     args = ap.parse_args(argv)
-    from fastraster.pipeline import warm_up
+    from fastraster.pipelines.staged import warm_up
 
     warm_up()
     path = dense_tile()

@@ -12,7 +12,7 @@ from common import dense_tile, loaded  # noqa: E402
 
 @pytest.fixture(scope="session")
 def dense():
-    from fastraster.pipeline import warm_up
+    from fastraster.pipelines.staged import warm_up
 
     warm_up()  # compile / load kernels outside every timing
     path = dense_tile()

@@ -131,7 +131,7 @@ def time_run(staged, out, backend, n_jobs, batch_size, tile_size) -> tuple[float
 
 def time_noop(backend, batch_size, n_records, template) -> tuple[float, float]:
     """(wall, CPU) seconds per record of no-op tasks through ``parallel_unordered``."""
-    from fastraster.pipeline import parallel_unordered
+    from fastraster.execution.executor import parallel_unordered
 
     n_tasks = max(n_records // batch_size, 4)
     c, t = tree_cpu(), time.perf_counter()
@@ -273,7 +273,10 @@ def memory(args):
 
 def _memory(args, data, staged, out):
     import fastraster
-    import fastraster.pipeline as pl
+    import fastraster.pipelines.staged as pl
+    from fastraster.execution.executor import parallel_unordered
+    from fastraster.io.tilepaths import TileFile, find_tiles
+    from fastraster.pipelines.options import RasterizeOptions
 
     # Start the workers on a few tiles only: memory freed after a big run would be reused.
     fastraster.rasterize_dir(subset(staged, 20, data / "tiny-20"), out / "warm", n_jobs=2,
@@ -283,7 +286,7 @@ def _memory(args, data, staged, out):
         rep = fastraster.rasterize_dir(staged, out / "real", n_jobs=2, tile_size=16,
                                        overwrite=True, progress=False)
     per_rec = deep_size(list(rep)) / len(rep)
-    listing = deep_size(pl.find_staged(staged)) / len(rep)
+    listing = deep_size(find_tiles(staged)) / len(rep)
     print(f"\n(1) {len(rep)} real tiny tiles, loky n_jobs=2: parent RSS {p.start:.0f} MB before, "
           f"peak {p.peak:.0f} MB, {p.end:.0f} MB after with the report held "
           f"(+{p.end - p.start:.1f} MB, {1e6 * (p.end - p.start) / len(rep):.0f} B/tile); "
@@ -294,26 +297,26 @@ def _memory(args, data, staged, out):
 
     # (2) Synthetic: the same loop, cheap fake tiles (threading backend, fakes in-process).
     N = args.synthetic
-    fake_files = [pl.StagedFile(f"/data/staged/{TMS}/13/{100000 + i // 1000}/{i % 1000}.gpkg",
+    fake_files = [TileFile(f"/data/staged/{TMS}/13/{100000 + i // 1000}/{i % 1000}.gpkg",
                                 TMS, (100000 + i // 1000, i % 1000, 13)) for i in range(N)]
 
     def fake_one(job, out_path, settings):
         return dict(template, path=job.path, tile=job.tile, output=out_path,
                     summary=[dict(b) for b in template["summary"]])
 
-    real_find, real_one = pl.find_staged, pl.rasterize_one
-    pl.find_staged = lambda *a, **k: list(fake_files)
+    real_find, real_one = pl.find_tiles, pl.rasterize_one
+    pl.find_tiles = lambda *a, **k: list(fake_files)
     pl.rasterize_one = fake_one
     try:
         gc.collect()
         # Least memory first: what a run frees is reused by the next one without new RSS.
-        settings = pl._Settings((), (16, 16), "float32", False, False, "none", False)
+        settings = RasterizeOptions.create(tile_size=16, validate="none")
         jobs = [(f, "") for f in fake_files]
         batches = [jobs[i:i + 10] for i in range(0, N, 10)]
         with Peak() as p:
             count = 0
-            for batch in pl.parallel_unordered(pl._run_batch, [(b, settings) for b in batches],
-                                               n_jobs=2, backend="threading"):
+            for batch in parallel_unordered(pl.rasterize_batch, [(b, settings) for b in batches],
+                                            n_jobs=2, backend="threading"):
                 count += len(batch)
         print(f"(2a) {count} synthetic tiles through the loop alone, records dropped on "
               f"arrival: parent RSS {p.start:.0f} MB before, peak {p.peak:.0f} MB "
@@ -336,7 +339,7 @@ def _memory(args, data, staged, out):
             del rep
             gc.collect()
     finally:
-        pl.find_staged, pl.rasterize_one = real_find, real_one
+        pl.find_tiles, pl.rasterize_one = real_find, real_one
 
 
 def main(argv=None):
@@ -353,7 +356,7 @@ def main(argv=None):
     ap.add_argument("--memory-tiles", type=int, default=2000)
     ap.add_argument("--synthetic", type=int, default=100_000)
     args = ap.parse_args(argv)
-    from fastraster.pipeline import warm_up
+    from fastraster.pipelines.staged import warm_up
 
     warm_up()
     (memory if args.memory else dispatch)(args)

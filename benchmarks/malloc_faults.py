@@ -26,11 +26,12 @@ CHILD = r"""
 import json, os, resource, statistics, sys, tempfile, time
 sys.path.insert(0, {bench!r})
 from common import dense_tile
-from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one, warm_up
-from fastraster.allocator import tune_allocator
-from fastraster.stats import parse_stats
+from fastraster.execution.allocator import tune_allocator
+from fastraster.io.tilepaths import parse_tile_path
+from fastraster.pipelines.options import RasterizeOptions
+from fastraster.pipelines.staged import rasterize_one, warm_up
 warm_up()
-settings = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+settings = RasterizeOptions.create(overwrite=True)
 job = parse_tile_path(dense_tile())
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "x.tif")

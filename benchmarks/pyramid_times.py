@@ -52,9 +52,10 @@ def _pdgraster_style_parent(children, bounds, shape=(256, 256)):
 
 def run(name, staged, repeats):
     import fastraster
-    from fastraster.grid import TileGrid
-    from fastraster.pyramid import build_pyramid, children_of
-    from fastraster.webtiles import render_web_tiles
+    from fastraster.model.grid import TileGrid
+    from fastraster.model.pyramid_math import children_of
+    from fastraster.pipelines.pyramid import build_pyramid
+    from fastraster.pipelines.webtiles import render_web_tiles
 
     with tempfile.TemporaryDirectory() as tmp:
         gt, web = Path(tmp) / "gt", Path(tmp) / "web"

@@ -46,7 +46,7 @@ def test_kernels_shapely_strtree_clip(benchmark, dense):
 
 @pytest.mark.benchmark(group="read: dense tile")
 def test_read_fastraster(benchmark, dense):
-    from fastraster.io import read_staged
+    from fastraster.io.staged import read_staged
 
     data = benchmark(read_staged, dense["path"])
     assert len(data.polygons) == len(dense["polys"])
@@ -61,7 +61,7 @@ def test_read_floor_pyogrio_arrow(benchmark, dense):
 def test_read_pyogrio_dataframe_ragged(benchmark, dense):
     import pyogrio
 
-    from fastraster.geometry import RaggedPolygons
+    from fastraster.model.geometry import RaggedPolygons
 
     def read():
         df = pyogrio.read_dataframe(dense["path"])
@@ -72,7 +72,7 @@ def test_read_pyogrio_dataframe_ragged(benchmark, dense):
 
 @pytest.mark.benchmark(group="write: 2-band float32 GeoTIFF")
 def test_write_fastraster_atomic(benchmark, dense, tmp_path):
-    from fastraster.io import write_geotiff
+    from fastraster.io.geotiff import write_geotiff
 
     arr = ours_kernels(dense["grid"], dense["polys"], dense["centroids"])
     benchmark(write_geotiff, tmp_path / "a.tif", arr, dense["grid"], ["c", "v"], nodata=0)
@@ -86,10 +86,11 @@ def test_write_floor_rasterio(benchmark, dense, tmp_path):
 
 @pytest.mark.benchmark(group="end to end: one dense tile")
 def test_end_to_end_fastraster(benchmark, dense, tmp_path):
-    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one
-    from fastraster.stats import parse_stats
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.pipelines.options import RasterizeOptions
+    from fastraster.pipelines.staged import rasterize_one
 
-    s = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+    s = RasterizeOptions.create(overwrite=True)
     job = parse_tile_path(dense["path"])
     rec = benchmark(rasterize_one, job, str(tmp_path / "e.tif"), s)
     assert rec["status"] == "ok"
@@ -116,7 +117,7 @@ def dense_bands(dense):
 @pytest.mark.parametrize("band", [0, 1], ids=["count", "coverage"])
 @pytest.mark.benchmark(group="summary median: one float32 band")
 def test_median_fastraster_radix(benchmark, dense_bands, band):
-    from fastraster import _kernels as K
+    from fastraster import kernels as K
 
     a = dense_bands[band]
     assert benchmark(K.float32_median, a) == np.median(a.astype(np.float64))

@@ -30,7 +30,7 @@ def median_time(fn, repeats):
 
 
 def read_arrow_wkb(path):
-    from fastraster.io import read_staged
+    from fastraster.io.staged import read_staged
 
     return read_staged(path).polygons
 
@@ -38,7 +38,7 @@ def read_arrow_wkb(path):
 def read_dataframe_ragged(path):
     import pyogrio
 
-    from fastraster.geometry import RaggedPolygons
+    from fastraster.model.geometry import RaggedPolygons
 
     df = pyogrio.read_dataframe(path, columns=["staging_centroid_x", "staging_centroid_y"])
     return RaggedPolygons.from_shapely(df.geometry.values)
@@ -46,10 +46,10 @@ def read_dataframe_ragged(path):
 
 def bench_one(path, repeats):
     import fastraster
-    from fastraster.compute import compute_stats
-    from fastraster.grid import TileGrid
-    from fastraster.io import read_staged
-    from fastraster.pipeline import parse_tile_path
+    from fastraster.io.staged import read_staged
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.compute import compute_stats
+    from fastraster.model.grid import TileGrid
 
     f = parse_tile_path(path)
     grid = TileGrid.from_tile(f.tile, f.tms)
@@ -102,7 +102,7 @@ def main():
     ap.add_argument("--dense-spacing", type=float, default=9.0,
                     help="polygon spacing (m) of the dense tile (9 m: ~25k polygons)")
     args = ap.parse_args()
-    from fastraster.pipeline import warm_up
+    from fastraster.pipelines.staged import warm_up
     from fastraster.sample import make_sample
 
     warm_up()

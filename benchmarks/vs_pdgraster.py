@@ -31,14 +31,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import rasterio
 
-    from fastraster.grid import TileGrid
-    from fastraster.pipeline import _Settings, parse_tile_path, rasterize_one, warm_up
-    from fastraster.stats import parse_stats
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.grid import TileGrid
+    from fastraster.pipelines.options import RasterizeOptions
+    from fastraster.pipelines.staged import rasterize_one, warm_up
 
     warm_up()
     files = sorted(str(p) for p in (Path(args.pdg) / "staged").rglob("*.gpkg"))
     files.append(dense_tile())
-    settings = _Settings(parse_stats(None), (256, 256), "float32", True, False, "repair", False)
+    settings = RasterizeOptions.create(overwrite=True)
     print("| tile | polygons | pdgraster method ms | fastraster ms | speedup |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ ran (measured with ``time.time()`` on both sides, so interpreter shutdown is not
   compiler target that the first cached kernel of any process pays; the floor is also measured
   with geopandas and pandas made unimportable, as in an environment without them (pyogrio
   imports both eagerly when they are installed);
-* ``import fastraster.pipeline`` and ``+ warm_up()`` (every kernel, as the issue's target
+* ``import fastraster.pipelines.staged`` and ``+ warm_up()`` (every kernel, as the issue's target
   measures it; ``warm_up`` reads a one-polygon GeoPackage, so it imports pyogrio and rasterio);
   ``warm_up(default stats)`` loads only what the default statistics need;
 * ``worker``: import plus one ``rasterize_one`` on a small sample tile (default statistics),
@@ -53,14 +53,15 @@ PY = sys.executable
 TARGET_S = 0.5
 TILE = (1524, 910, 13)
 TMS = "WorldCRS84Quad"
-DEFAULT_PRELOAD = ["fastraster.pipeline", "pyogrio.raw", "rasterio"]
+DEFAULT_PRELOAD = ["fastraster.pipelines.staged", "pyogrio.raw", "rasterio"]
 
 #: A worker's statements for one sample tile; ``{path}`` and ``{out}`` are filled in.
 TASK = """
-import fastraster.pipeline as p
-job = p.parse_tile_path({path!r})
-settings = p._Settings(p.parse_stats(None), (256, 256), "float32", True, False, "repair",
-                       False)
+import fastraster.pipelines.staged as p
+from fastraster.io.tilepaths import parse_tile_path
+from fastraster.pipelines.options import RasterizeOptions
+job = parse_tile_path({path!r})
+settings = RasterizeOptions.create(overwrite=True)
 rec = p.rasterize_one(job, {out!r}, settings)
 assert rec["status"] == "ok", rec
 """
@@ -83,11 +84,11 @@ def variants(path: str, out: str, probe_dir: str) -> dict[str, str]:
     if _installed("geopandas") or _installed("pandas"):
         rows["floor, geopandas + pandas not installed"] = NO_GEOPANDAS + FLOOR
     rows.update({
-        "import fastraster.pipeline": "import fastraster.pipeline",
-        "import fastraster.pipeline; warm_up()":
-            "import fastraster.pipeline as p; p.warm_up()",
-        "import fastraster.pipeline; warm_up(default stats)":
-            "import fastraster.pipeline as p; p.warm_up(p.parse_stats(None))",
+        "import fastraster.pipelines.staged": "import fastraster.pipelines.staged",
+        "import fastraster.pipelines.staged; warm_up()":
+            "import fastraster.pipelines.staged as p; p.warm_up()",
+        "import fastraster.pipelines.staged; warm_up(default stats)":
+            "import fastraster.pipelines.staged as p; p.warm_up(p.parse_stats(None))",
         "worker: import + rasterize_one (1 tile)": TASK.format(path=path, out=out),
     })
     if _installed("geopandas") or _installed("pandas"):
@@ -120,7 +121,7 @@ def ready_seconds(code: str, env=None) -> float:
 def _forked(conn, t0, work, path, out):
     """Target of the forked process: do ``work``, send back the seconds since ``t0``."""
     if work == "warm_up":
-        import fastraster.pipeline as p
+        import fastraster.pipelines.staged as p
 
         p.warm_up(p.parse_stats(None))
     elif work == "tile":
@@ -230,7 +231,7 @@ def prepare(tmp: Path) -> tuple[str, str]:
     # Untimed: fills the numba caches (fastraster's and the probe's) if they are cold.
     subprocess.run([PY, "-c", f"import sys; sys.path.insert(0, {str(probe)!r}); "
                     "import _wr_probe; _wr_probe.f(1); "
-                    "import fastraster.pipeline as p; p.warm_up()"], check=True)
+                    "import fastraster.pipelines.staged as p; p.warm_up()"], check=True)
     return path, str(probe)
 
 
@@ -270,7 +271,7 @@ def main(argv=None) -> None:
             rows, starts = forkserver_rows(args.runs, path, tmp, probe)
             times.update(rows)
         breakdown = None if args.no_importtime else importtime_by_package(
-            "import fastraster.pipeline, pyogrio.raw, rasterio")
+            "import fastraster.pipelines.staged, pyogrio.raw, rasterio")
 
     floor = statistics.median(times[FLOOR_LABEL])
     print(f"Python {platform.python_version()}, {versions()}; {os.cpu_count()} CPUs, "
@@ -286,7 +287,7 @@ def main(argv=None) -> None:
               + ", ".join(f"{k} preloaded {v:.2f} s" for k, v in starts.items()) + ".")
     if breakdown:
         total = sum(breakdown.values())
-        print(f"\nImport time of `import fastraster.pipeline, pyogrio.raw, rasterio` "
+        print(f"\nImport time of `import fastraster.pipelines.staged, pyogrio.raw, rasterio` "
               f"(-X importtime, self time per top-level package, median of 3; total "
               f"{total:.2f} s; packages >= 10 ms):\n")
         print("| package | s | share |")

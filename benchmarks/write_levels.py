@@ -29,7 +29,7 @@ def main(argv=None):
     import rasterio
     import shapely
 
-    from fastraster.io import geotiff_profile
+    from fastraster.io.geotiff import geotiff_profile
 
     tiles = [("dense synthetic", dense_tile())]
     if PDG_TILE.exists():

@@ -3,14 +3,19 @@
 The public API (see README):
 
 * :func:`rasterize_tile` - one tile, to a float64 array (bands, height, width);
-* :func:`rasterize_dir` - a staged tree to GeoTIFFs, in parallel;
+* :func:`rasterize_dir` - a staged tree to GeoTIFFs, in parallel (:class:`RasterizeOptions`
+  holds its settings, :func:`warm_up` loads its kernels);
 * :func:`build_pyramid` - the lower zoom levels of a GeoTIFF tree;
 * :func:`render_web_tiles` - RGBA PNG web tiles (+ WMTS capabilities) from GeoTIFFs;
 * :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
 
+The layers, each importing only those before it: ``kernels`` (numba) <- ``model`` <- ``io``
+<- ``render`` <- ``execution`` <- ``pipelines`` <- ``compat`` <- ``cli`` (README,
+"Architecture").
+
 The names are imported on first use (PEP 562): ``import fastraster`` alone loads no numba,
-and ``import fastraster.pipeline``, a worker's entry point, loads neither the pyramid, tiler,
-web-tile nor WMTS modules.
+and ``import fastraster.pipelines.staged``, a worker's entry point, loads neither the pyramid,
+tiler, web-tile nor WMTS modules.
 """
 
 from __future__ import annotations
@@ -20,42 +25,46 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-#: Public name -> the submodule that defines it.
+#: Public name -> the module that defines it.
 _LAZY = {
-    "DEFAULT_STATS": "stats",
-    "RaggedPolygons": "geometry",
-    "RasterTiler": "tiler",
-    "Report": "pipeline",
-    "Stat": "stats",
-    "Tile": "tiler",
-    "TileGrid": "grid",
-    "build_pyramid": "pyramid",
-    "compute_stats": "compute",
-    "rasterize_dir": "pipeline",
-    "rasterize_tile": "rasterize",
-    "render_web_tiles": "webtiles",
+    "DEFAULT_STATS": "model.stats",
+    "RaggedPolygons": "model.geometry",
+    "RasterTiler": "compat.pdgraster",
+    "RasterizeOptions": "pipelines.options",
+    "Report": "io.records",
+    "Stat": "model.stats",
+    "Tile": "compat.pdgraster",
+    "TileGrid": "model.grid",
+    "build_pyramid": "pipelines.pyramid",
+    "compute_stats": "model.compute",
+    "rasterize_dir": "pipelines.staged",
+    "rasterize_tile": "pipelines.tile",
+    "render_web_tiles": "pipelines.webtiles",
+    "warm_up": "pipelines.staged",
 }
 
-#: Submodules that ``import fastraster`` used to import eagerly: ``fastraster.<module>``
-#: still resolves after a plain ``import fastraster`` (e.g. ``fastraster.pipeline.warm_up``).
-_SUBMODULES = frozenset({"compute", "geometry", "grid", "io", "pipeline", "pyramid",
-                         "rasterize", "stats", "tiler", "webtiles", "wmts"})
+#: Subpackages (and modules) that ``fastraster.<name>`` resolves after a plain
+#: ``import fastraster``; ``pipeline`` is the deprecated old home of ``warm_up``.
+_SUBMODULES = frozenset({"cli", "compat", "execution", "io", "kernels", "model", "pipeline",
+                         "pipelines", "render", "sample"})
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
-__all__ = ["DEFAULT_STATS", "RaggedPolygons", "RasterTiler", "Report", "Stat", "Tile",
-           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_tile",
-           "render_web_tiles"]
+__all__ = ["DEFAULT_STATS", "RaggedPolygons", "RasterTiler", "RasterizeOptions", "Report",
+           "Stat", "Tile", "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir",
+           "rasterize_tile", "render_web_tiles", "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
-    from fastraster.compute import compute_stats
-    from fastraster.geometry import RaggedPolygons
-    from fastraster.grid import TileGrid
-    from fastraster.pipeline import Report, rasterize_dir
-    from fastraster.pyramid import build_pyramid
-    from fastraster.rasterize import rasterize_tile
-    from fastraster.stats import DEFAULT_STATS, Stat
-    from fastraster.tiler import RasterTiler, Tile
-    from fastraster.webtiles import render_web_tiles
+    from fastraster.compat.pdgraster import RasterTiler, Tile
+    from fastraster.io.records import Report
+    from fastraster.model.compute import compute_stats
+    from fastraster.model.geometry import RaggedPolygons
+    from fastraster.model.grid import TileGrid
+    from fastraster.model.stats import DEFAULT_STATS, Stat
+    from fastraster.pipelines.options import RasterizeOptions
+    from fastraster.pipelines.pyramid import build_pyramid
+    from fastraster.pipelines.staged import rasterize_dir, warm_up
+    from fastraster.pipelines.tile import rasterize_tile
+    from fastraster.pipelines.webtiles import render_web_tiles
 
 
 def __getattr__(name: str):

@@ -9,6 +9,6 @@ side effect on purpose, and nothing else imports it.
 import pyogrio.raw  # noqa: F401  (the reader, with pyarrow)
 import rasterio  # noqa: F401  (the writer)
 
-from fastraster.pipeline import warm_up
+from fastraster.pipelines.staged import warm_up
 
 warm_up()

@@ -7,13 +7,12 @@ cells shrunk toward their centroids (the troughs), with wiggly densified edges, 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import shapely
 
-from fastraster.grid import TileGrid
-from fastraster.io import atomic_path
+from fastraster.io.atomic import atomic_path
+from fastraster.io.tilepaths import tile_path
+from fastraster.model.grid import TileGrid
 
 #: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
 DEFAULT_TILES = ((1524, 910, 13), (1525, 910, 13), (1524, 911, 13), (1525, 911, 13))
@@ -107,8 +106,7 @@ def write_staged(geoms, out_dir, tiles=DEFAULT_TILES, tms="WorldCRS84Quad") -> l
         sel = np.sort(tree.query(box, predicate="intersects"))
         within = (cx[sel] > g.left) & (cx[sel] <= g.right) & (cy[sel] < g.top) & (
             cy[sel] >= g.bottom)
-        path = os.path.join(os.fspath(out_dir), tms, str(tile[2]), str(tile[0]),
-                            f"{tile[1]}.gpkg")
+        path = tile_path(out_dir, tms, tile, ".gpkg")
         fields = ["staging_centroid_x", "staging_centroid_y", "staging_centroid_within_tile",
                   "staging_duplicated", "staging_tile"]
         label = f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"

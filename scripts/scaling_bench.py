@@ -475,9 +475,9 @@ def ensure_sample(out_dir, n_tiles=25, spacing_m=14.0, seed=0) -> str:
 
 def select_files(staged_dir, n, seed=0, tms=None, z=None):
     """``n`` staged files: a random subset, or every file reused cyclically when too few."""
-    from fastraster.pipeline import find_staged
+    from fastraster.io.tilepaths import find_tiles
 
-    files = [f for f in find_staged(staged_dir, tms, z) if f.tile is not None]
+    files = [f for f in find_tiles(staged_dir, ".gpkg", tms, z) if f.tile is not None]
     if not files:
         raise SystemExit(f"error: no staged tiles (<TMS>/<z>/<x>/<y>.gpkg) below {staged_dir}")
     if n <= len(files):
@@ -497,7 +497,7 @@ def _warm_task(job, out_path, settings, barrier_dir, n, timeout):
     import threading
     import time
 
-    from fastraster.pipeline import rasterize_one
+    from fastraster.pipelines.staged import rasterize_one
 
     rec = rasterize_one(job, out_path, settings)
     key = f"{os.getpid()}-{threading.get_ident()}"
@@ -535,11 +535,9 @@ def backend_session(backend: str, workers: int):
 
 
 def _settings():
-    from fastraster.pipeline import _Settings
-    from fastraster.stats import parse_stats
+    from fastraster.pipelines.options import RasterizeOptions
 
-    return _Settings(stats=parse_stats(None), tile_size=(256, 256), dtype="float32",
-                     overwrite=True, deduplicate=False, validate="repair", cog=False)
+    return RasterizeOptions.create(overwrite=True)
 
 
 def _parallel(workers):
@@ -559,7 +557,8 @@ def run_round(workers, repeat, files, settings, *, backend="loky", batch_size=1,
     """One warm-up pass and one timed pass of ``files`` at ``workers``; the round's metrics."""
     from joblib import delayed, parallel_config
 
-    from fastraster.pipeline import _run_batch, output_path
+    from fastraster.io.tilepaths import tile_path as output_path
+    from fastraster.pipelines.staged import rasterize_batch as _run_batch
 
     round_dir = tempfile.mkdtemp(prefix=f"w{workers:02d}-r{repeat}-", dir=scratch)
     counts = {}
@@ -936,7 +935,7 @@ def main(argv=None) -> int:
     import joblib
 
     import fastraster
-    from fastraster.pipeline import warm_up
+    from fastraster.pipelines.staged import warm_up
 
     warm_up()  # compile / load the numba cache once, in the parent
     settings = _settings()

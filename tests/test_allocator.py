@@ -1,4 +1,4 @@
-"""malloc tuning of worker processes (fastraster.allocator)."""
+"""malloc tuning of worker processes (fastraster.execution.allocator)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 PROBE = r"""
 import resource, sys
 import numpy as np
-from fastraster.allocator import tune_allocator
+from fastraster.execution.allocator import tune_allocator
 tuned = tune_allocator()
 faults = []
 for _ in range(5):
@@ -52,7 +52,8 @@ def test_opt_out_leaves_glibc_defaults():
 
 
 def test_pipeline_tunes_its_worker(sample_staged, tmp_path):
-    code = ("import sys; from fastraster import rasterize_dir; from fastraster import allocator;"
+    code = ("import sys; from fastraster import rasterize_dir; "
+            "from fastraster.execution import allocator;"
             f"rasterize_dir({str(sample_staged)!r}, {str(tmp_path)!r}, n_jobs=1);"
             "print(allocator._TUNED)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,

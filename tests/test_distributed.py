@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastraster
-from fastraster.pipeline import parallel_unordered
+from fastraster.execution.executor import parallel_unordered
 from tests.conftest import read_tif, tif_files
 
 DASK_MISSING = "dask.distributed is not installed (pip install 'fastraster[dask]')"
@@ -57,7 +57,7 @@ def _assert_same_outputs(ref_dir, ref, out_dir, report):
 
 def _kernel_loads():
     """{kernel: (signatures, cache hits, compilations)} of this process's numba kernels."""
-    import fastraster._kernels as k
+    import fastraster.kernels as k
 
     out = {}
     for name in dir(k):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import shapely
 
-from fastraster.geometry import RaggedPolygons
+from fastraster.model.geometry import RaggedPolygons
 
 
 def _mixed():

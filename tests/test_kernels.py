@@ -16,10 +16,10 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastraster import _kernels as K
 from fastraster import compute_stats
-from fastraster.geometry import RaggedPolygons
-from fastraster.grid import TileGrid
+from fastraster import kernels as K
+from fastraster.model.geometry import RaggedPolygons
+from fastraster.model.grid import TileGrid
 from tests.conftest import PDG_EXAMPLE, needs_pdg_example
 
 HYP = settings(max_examples=50, deadline=None, database=None, derandomize=True,
@@ -1100,7 +1100,7 @@ def test_polygon_centroids_of_self_intersecting_rings_are_geos_bit_for_bit():
 
 @needs_pdg_example
 def test_polygon_centroids_of_real_iwp_are_geos_bit_for_bit():
-    from fastraster.io import read_staged
+    from fastraster.io.staged import read_staged
 
     paths = sorted((PDG_EXAMPLE / "staged").rglob("*.gpkg"))
     assert len(paths) == 4

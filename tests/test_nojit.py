@@ -32,7 +32,7 @@ def test_small_kernel_tests_pass_without_jit():
 
 def test_jit_really_disabled_in_subprocess():
     """The subprocess's kernels are plain Python functions (no numba dispatcher)."""
-    code = ("from fastraster import _kernels as K; import numba; "
+    code = ("from fastraster import kernels as K; import numba; "
             "print(isinstance(K.coverage_accumulate, numba.core.registry.CPUDispatcher))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, check=True)

@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 import fastraster
-from fastraster.grid import TileGrid
+from fastraster.model.grid import TileGrid
 from tests.conftest import PDG_EXAMPLE, needs_pdg_example, read_tif, tif_files
 
 pytestmark = needs_pdg_example

@@ -12,8 +12,8 @@ import pytest
 import shapely
 
 import fastraster
-from fastraster.grid import TileGrid
-from fastraster.pipeline import parse_tile_path
+from fastraster.io.tilepaths import parse_tile_path
+from fastraster.model.grid import TileGrid
 from tests.conftest import assert_no_temp_files, read_tif, tif_files
 
 TILE = (1524, 910, 13)

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 import fastraster
-from fastraster.grid import TileGrid
-from fastraster.pyramid import (
+from fastraster.model.grid import TileGrid
+from fastraster.model.pyramid_math import (
     METHODS,
-    build_pyramid,
     children_of,
     parent_from_children,
     parent_of,
     reduce_2x2,
 )
-from fastraster.stats import parse_stats
+from fastraster.model.stats import parse_stats
+from fastraster.pipelines.pyramid import build_pyramid
 from tests.conftest import PDG_EXAMPLE, assert_no_temp_files, needs_pdg_example, read_tif
 
 # ---------------------------------------------------------------------------------------------

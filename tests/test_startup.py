@@ -1,4 +1,4 @@
-"""Worker start-up: what ``import fastraster.pipeline`` loads, lazy public names, warm_up()
+"""Worker start-up: what ``import fastraster.pipelines.staged`` loads, lazy public names, warm_up()
 covering every kernel signature a worker uses, and the fork-server recipe of docs/scaling.md.
 
 Each check that depends on what a process has imported runs in a fresh interpreter.
@@ -30,32 +30,34 @@ def run_python(code: str, env=None) -> str:
 
 
 #: Not needed to rasterize a tile: importing the worker entry point must not load them.
-NOT_FOR_WORKERS = ("fastraster.pyramid", "fastraster.tiler", "fastraster.webtiles",
-                   "fastraster.wmts", "fastraster.cli", "fastraster.sample", "matplotlib",
+NOT_FOR_WORKERS = ("fastraster.pipelines.pyramid", "fastraster.compat.pdgraster",
+                   "fastraster.pipelines.webtiles", "fastraster.render.wmts",
+                   "fastraster.render.palettes", "fastraster.render.preview",
+                   "fastraster.cli", "fastraster.sample", "matplotlib",
                    "PIL", "morecantile", "geopandas")
 
 
 def test_importing_the_pipeline_skips_what_workers_do_not_need():
     out = run_python(f"""
         import json, sys
-        import fastraster.pipeline
+        import fastraster.pipelines.staged
         print(json.dumps([m for m in {list(NOT_FOR_WORKERS)!r} if m in sys.modules]))
-        print(fastraster.pipeline.rasterize_one.__module__)
+        print(fastraster.pipelines.staged.rasterize_one.__module__)
     """)
     loaded, module = out.splitlines()
     assert json.loads(loaded) == []
-    assert module == "fastraster.pipeline"
+    assert module == "fastraster.pipelines.staged"
 
 
 def test_public_names_are_imported_on_first_use():
     out = run_python("""
         import sys
         import fastraster
-        before = "fastraster.webtiles" in sys.modules or "numba" in sys.modules
+        before = "fastraster.pipelines.webtiles" in sys.modules or "numba" in sys.modules
         from fastraster import render_web_tiles
-        print(before, "fastraster.webtiles" in sys.modules, render_web_tiles.__module__)
+        print(before, "fastraster.pipelines.webtiles" in sys.modules, render_web_tiles.__module__)
     """)
-    assert out.split() == ["False", "True", "fastraster.webtiles"]
+    assert out.split() == ["False", "True", "fastraster.pipelines.webtiles"]
 
 
 @pytest.mark.parametrize("name", fastraster.__all__)
@@ -75,9 +77,9 @@ def test_all_lists_the_lazy_names_and_star_import_works():
 def test_submodules_resolve_after_a_plain_import():
     out = run_python("""
         import fastraster
-        print(fastraster.pipeline.warm_up.__module__, fastraster.wmts.__name__)
+        print(fastraster.pipeline.warm_up.__module__, fastraster.render.__name__)
     """)
-    assert out.split() == ["fastraster.pipeline", "fastraster.wmts"]
+    assert out.split() == ["fastraster.pipelines.staged", "fastraster.render"]
 
 
 def test_unknown_names_raise_attribute_error():
@@ -124,10 +126,12 @@ def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
     that reading and rasterizing ``path`` with ``work_stats`` added afterwards."""
     out = run_python(f"""
         import json
-        import fastraster._kernels as K
-        from fastraster.pipeline import parse_tile_path, warm_up
-        from fastraster.grid import TileGrid
-        from fastraster.rasterize import rasterize_file
+        import fastraster.kernels as K
+        from fastraster.io.tilepaths import parse_tile_path
+        from fastraster.model.grid import TileGrid
+        from fastraster.pipelines.options import RasterizeOptions
+        from fastraster.pipelines.staged import warm_up
+        from fastraster.pipelines.tile import rasterize_file
 
         def signatures():
             return {{name: sorted(map(str, getattr(K, name).signatures)) for name in dir(K)
@@ -136,7 +140,8 @@ def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
         warm_up({"" if warm_stats is None else repr(warm_stats)})
         warmed = signatures()
         job = parse_tile_path({str(path)!r})
-        rasterize_file(job.path, TileGrid.from_tile(job.tile, job.tms), {work_stats!r})
+        rasterize_file(job.path, TileGrid.from_tile(job.tile, job.tms),
+                       RasterizeOptions.create(stats={work_stats!r}))
         added = {{k: sorted(set(v) - set(warmed[k])) for k, v in signatures().items()}}
         print(json.dumps({{"warmed": warmed, "added": added}}))
     """)
@@ -195,7 +200,8 @@ def test_forkserver_recipe_gives_the_files_of_a_serial_run(sample_staged, tmp_pa
 
 
 def test_warm_up_runs_once_per_process_for_kernels_it_has_loaded(monkeypatch):
-    import fastraster.pipeline as p
+    import fastraster.pipelines.staged as p
+    from fastraster.model.stats import parse_stats
 
     p.warm_up()  # every kernel
 
@@ -204,4 +210,4 @@ def test_warm_up_runs_once_per_process_for_kernels_it_has_loaded(monkeypatch):
 
     monkeypatch.setattr(p, "rasterize_file", must_not_run)
     p.warm_up()
-    p.warm_up(p.parse_stats(None))  # a subset of what is loaded
+    p.warm_up(parse_stats(None))  # a subset of what is loaded

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastraster import _kernels as K
-from fastraster.io import band_summary
+from fastraster import kernels as K
+from fastraster.io.summary import band_summary
 
 FLOAT32 = st.floats(width=32, allow_nan=False)
 

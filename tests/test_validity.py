@@ -5,8 +5,9 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastraster import _kernels as K
-from fastraster.geometry import RaggedPolygons, repair_invalid
+from fastraster import kernels as K
+from fastraster.model.geometry import RaggedPolygons
+from fastraster.model.repair import repair_invalid
 from fastraster.sample import ice_wedge_polygons
 
 

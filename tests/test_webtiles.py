@@ -11,17 +11,11 @@ import pytest
 from PIL import Image
 
 import fastraster
-from fastraster.stats import parse_stats
-from fastraster.webtiles import (
-    color_indices,
-    colorize,
-    mosaic_preview,
-    palette_table,
-    parse_color,
-    render_web_tiles,
-    value_range,
-    zoom_ranges,
-)
+from fastraster.model.stats import parse_stats
+from fastraster.pipelines.webtiles import render_web_tiles
+from fastraster.render.palettes import color_indices, colorize, palette_table, parse_color
+from fastraster.render.preview import mosaic_preview
+from fastraster.render.ranges import value_range, zoom_ranges
 from tests.conftest import PDG_EXAMPLE, assert_no_temp_files, needs_pdg_example, read_tif
 
 # ---------------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from fastraster.grid import QUAD_TMS, TileGrid
-from fastraster.io import atomic_path
-from fastraster.pipeline import find_staged
+from fastraster.io.atomic import atomic_path
+from fastraster.io.tilepaths import find_tiles, url_template, web_tile_path
+from fastraster.model.grid import QUAD_TMS, TileGrid
 
 NS = {
     "": "http://www.opengis.net/wmts/1.0",
@@ -70,7 +70,7 @@ def scan(web_dir, ext=".png") -> dict:
     out: dict = {}
     root = Path(web_dir)
     for layer_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for f in find_staged(layer_dir, ext=ext):
+        for f in find_tiles(layer_dir, ext):
             if f.tile is None or f.tms is None:
                 continue
             out.setdefault(layer_dir.name, {}).setdefault(f.tms, {}).setdefault(
@@ -81,8 +81,7 @@ def scan(web_dir, ext=".png") -> dict:
 def _tile_size(web_dir, layer, tms, tile, ext):
     from PIL import Image
 
-    x, y, z = tile
-    with Image.open(os.path.join(web_dir, layer, tms, str(z), str(x), f"{y}{ext}")) as im:
+    with Image.open(web_tile_path(web_dir, layer, tms, tile, ext)) as im:
         return im.size  # (width, height)
 
 
@@ -145,8 +144,7 @@ def capabilities(web_dir, *, base_url=None, title="fastraster web tiles",
                 _sub(lim, "MaxTileCol", max(t[0] for t in zs[z]))
         for tms_id in sorted(by_tms):
             _sub(el, "ResourceURL", format=mime, resourceType="tile",
-                 template=f"{base}/{layer}/{tms_id}/{{TileMatrix}}/{{TileCol}}/"
-                          f"{{TileRow}}{ext}")
+                 template=url_template(base, layer, tms_id, ext))
     from morecantile.utils import meters_per_unit
     from pyproj import CRS
 

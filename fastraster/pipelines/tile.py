@@ -1,4 +1,4 @@
-"""Rasterize one tile: from a file, a GeoDataFrame or shapely geometries to a float64 array."""
+"""One tile, from a file, a GeoDataFrame or shapely geometries, to a float64 array of bands."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import warnings
 
 import numpy as np
 
-from fastraster.compute import compute_stats
-from fastraster.geometry import RaggedPolygons, repair_invalid
-from fastraster.grid import TileGrid
-from fastraster.io import (
+from fastraster.io.staged import (
     CENTROID_COLUMNS,
     DUPLICATED_COLUMN,
     InputError,
@@ -19,7 +16,12 @@ from fastraster.io import (
     check_crs,
     read_staged,
 )
-from fastraster.stats import attribute_columns, parse_stats
+from fastraster.model.compute import compute_bands
+from fastraster.model.geometry import RaggedPolygons
+from fastraster.model.grid import TileGrid
+from fastraster.model.repair import repair_invalid
+from fastraster.model.stats import attribute_columns
+from fastraster.pipelines.options import RasterizeOptions
 
 
 def prepare(data: TileData, *, deduplicate: bool = False, validate: str = "repair"):
@@ -42,8 +44,7 @@ def prepare(data: TileData, *, deduplicate: bool = False, validate: str = "repai
                                      "repaired": repaired}
 
 
-def rasterize_file(path, grid: TileGrid, stats, *, deduplicate=False, validate="repair",
-                   centroid_columns=CENTROID_COLUMNS, duplicated_column=DUPLICATED_COLUMN):
+def rasterize_file(path, grid: TileGrid, options: RasterizeOptions):
     """Read one staged file and compute its bands on ``grid``.
 
     Returns ``(array, info)`` where ``info`` holds polygon counts, phase wall and CPU times
@@ -56,17 +57,18 @@ def rasterize_file(path, grid: TileGrid, stats, *, deduplicate=False, validate="
         With the file name, for unreadable files, wrong geometry types, a foreign CRS,
         invalid polygons under ``validate="error"`` or missing attribute columns.
     """
-    stats = parse_stats(stats)
+    stats = options.stats
     t0, c0 = time.perf_counter(), time.thread_time()
     data = read_staged(path, attributes=attribute_columns(stats),
-                       centroid_columns=centroid_columns,
-                       duplicated_column=duplicated_column if deduplicate else None)
+                       centroid_columns=options.centroid_columns,
+                       duplicated_column=(options.duplicated_column if options.deduplicate
+                                          else None))
     check_crs(path, data.crs, grid)
     t1, c1 = time.perf_counter(), time.thread_time()
     try:
-        polys, centroids, attrs, info = prepare(data, deduplicate=deduplicate,
-                                                validate=validate)
-        array = compute_stats(polys, grid, stats, centroids=centroids, attributes=attrs)
+        polys, centroids, attrs, info = prepare(data, deduplicate=options.deduplicate,
+                                                validate=options.validate)
+        array = compute_bands(polys, grid, stats, centroids=centroids, attributes=attrs)
     except InputError:
         raise
     except ValueError as exc:
@@ -103,24 +105,24 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
     deduplicate : bool
         Skip rows whose ``staging_duplicated`` is true (PDG's deduplicate_at "raster").
     validate : {"repair", "error", "none"}
-        What to do with invalid polygons (see :func:`fastraster.geometry.repair_invalid`).
+        What to do with invalid polygons (see :func:`fastraster.model.repair.repair_invalid`).
 
     Returns
     -------
     numpy.ndarray, float64, shape (n_stats, height, width); row 0 is the tile's north edge.
     """
-    grid = TileGrid.from_tile(tile, tms, tile_size)
-    stats = parse_stats(stats)
+    options = RasterizeOptions.create(stats=stats, tile_size=tile_size,
+                                      deduplicate=deduplicate, validate=validate)
+    grid = TileGrid.from_tile(tile, tms, options.tile_size)
     if isinstance(path_or_polygons, (str, os.PathLike)):
-        array, _ = rasterize_file(path_or_polygons, grid, stats, deduplicate=deduplicate,
-                                  validate=validate)
+        array, _ = rasterize_file(path_or_polygons, grid, options)
         if centroids is not None:
             warnings.warn("centroids= is ignored for a file; its staging columns are used",
                           stacklevel=2)
         return array
-    data = _data_from_objects(path_or_polygons, stats, centroids, attributes)
+    data = _data_from_objects(path_or_polygons, options.stats, centroids, attributes)
     polys, cents, attrs, _ = prepare(data, deduplicate=deduplicate, validate=validate)
-    return compute_stats(polys, grid, stats, centroids=cents, attributes=attrs)
+    return compute_bands(polys, grid, options.stats, centroids=cents, attributes=attrs)
 
 
 def _data_from_objects(obj, stats, centroids, attributes) -> TileData:

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import copy
-import fcntl
+import dataclasses
 import functools
-import json
 import os
 from collections import namedtuple
 
-from fastraster.grid import TileGrid
-from fastraster.pipeline import (
-    _Settings,
-    find_staged,
-    output_path,
-    parse_tile_path,
-    rasterize_one,
-    summary_rows,
-    write_events,
-    write_summary,
-)
-from fastraster.pyramid import PyramidSettings, parent_of, pyramid_levels
-from fastraster.stats import DEFAULT_STATS, parse_stats
-from fastraster.webtiles import render_web_tiles, zoom_ranges
-from fastraster.wmts import write_capabilities
+from fastraster.io.config import read_config
+from fastraster.io.records import locked_merge, summary_rows, write_events, write_summary
+from fastraster.io.tilepaths import find_tiles, parse_tile_path, tile_path
+from fastraster.model.grid import TileGrid
+from fastraster.model.pyramid_math import parent_of
+from fastraster.model.stats import DEFAULT_STATS, parse_stats
+from fastraster.pipelines.options import PyramidOptions, RasterizeOptions
+from fastraster.pipelines.pyramid import pyramid_levels
+from fastraster.pipelines.staged import rasterize_one
+from fastraster.pipelines.webtiles import render_web_tiles
+from fastraster.render.ranges import update_ranges, zoom_ranges
+from fastraster.render.wmts import write_capabilities
 
 #: A tile, field-compatible with ``morecantile.Tile`` (which pdgraster returns).
 Tile = namedtuple("Tile", ["x", "y", "z"])
@@ -66,7 +61,7 @@ class _TilePaths:
         folder, ext = self._base(base_dir)
         if not os.path.isdir(folder):
             return []
-        files = find_staged(folder, ext=ext)
+        files = find_tiles(folder, ext)
         return [f.path for f in files if z is None or (f.tile and f.tile[2] == int(z))]
 
     def tile_from_path(self, path) -> Tile:
@@ -77,7 +72,7 @@ class _TilePaths:
 
     def path_from_tile(self, tile, base_dir: str) -> str:
         folder, ext = self._base(base_dir)
-        return output_path(folder, self._config["tms_id"], tuple(tile), ext)
+        return tile_path(folder, self._config["tms_id"], tuple(tile), ext)
 
     def get_bounding_box(self, tile) -> dict:
         g = TileGrid.from_tile(tuple(tile), self._config["tms_id"])
@@ -106,11 +101,7 @@ class RasterTiler:
     """
 
     def __init__(self, config, dtype: str = "float64"):
-        if isinstance(config, (str, os.PathLike)):
-            with open(config) as fh:
-                config = json.load(fh)
-        if not isinstance(config, dict):
-            raise TypeError("config must be a dict or a path to a JSON file")
+        config = read_config(config)
         merged = dict(CONFIG_DEFAULTS)
         merged.update({k: v for k, v in config.items() if v is not None or k not in merged})
         self.config = merged
@@ -122,15 +113,18 @@ class RasterTiler:
         self.deduplicate = "raster" in dedup_at and merged.get("deduplicate_method") is not None
         self.dtype = dtype
         self.events: list[dict] = []
+        self._options = RasterizeOptions.create(
+            stats=self.stats, tile_size=merged["tile_size"], dtype=dtype, overwrite=True,
+            deduplicate=self.deduplicate)
 
     @property
     def z(self) -> int:
         """The zoom of the staged tiles: the configured maximum."""
         return int(max(self.config["z_range"]))
 
-    def _settings(self, overwrite=True) -> _Settings:
-        return _Settings(self.stats, tuple(self.config["tile_size"]), self.dtype, overwrite,
-                         self.deduplicate, "repair", False)
+    def options(self, overwrite=True) -> RasterizeOptions:
+        """The :class:`~fastraster.RasterizeOptions` of this configuration."""
+        return dataclasses.replace(self._options, stats=self.stats, overwrite=bool(overwrite))
 
     def rasterize_vector(self, path, overwrite=True):
         """Rasterize one staged file into ``dir_geotiff``; return its Tile, or None on error.
@@ -146,7 +140,7 @@ class RasterTiler:
         if f.tms is not None and f.tms != self.config["tms_id"]:
             f = parse_tile_path(path, tms=self.config["tms_id"])
         out = self.tiles.path_from_tile(f.tile, "geotiff") if f.tile else None
-        return rasterize_one(f, out, self._settings(overwrite))
+        return rasterize_one(f, out, self.options(overwrite))
 
     def rasterize_vectors(self, paths, make_parents=False, overwrite=True) -> list[Tile]:
         """Rasterize many staged files; return the tiles that succeeded.
@@ -170,16 +164,17 @@ class RasterTiler:
         ``dir_geotiff``, and, if ``recursive``, their parents down to ``z_range[0]``.
 
         Each band is reduced 2x2 by its statistic's ``resampling_method``; missing
-        children count as empty (:func:`fastraster.pyramid.reduce_2x2`). Returns the tiles
+        children count as empty (:func:`fastraster.model.pyramid_math.reduce_2x2`). Returns
+        the tiles
         built or kept; failures are recorded as events, not raised.
         """
         tiles = {Tile(*t) for t in tiles}
         if not tiles:
             return []
         z_min = int(min(self.config["z_range"]))
-        settings = PyramidSettings(self.stats, overwrite, False)
+        options = PyramidOptions(stats=self.stats, overwrite=bool(overwrite))
         records = pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"], tiles,
-                                 z_min, settings, n_jobs=n_jobs, recursive=recursive)
+                                 z_min, options, n_jobs=n_jobs, recursive=recursive)
         self._record(records)
         return [Tile(*r["tile"]) for r in records if r["status"] != "error"]
 
@@ -193,24 +188,7 @@ class RasterTiler:
         ``update_ranges`` does: where neither ``z_config[z]["val_range"]`` nor (without
         one) the general ``val_range`` sets an end, it becomes the run's minimum / maximum
         at ``z``, stored in ``z_config[z]`` (int keys; string keys from JSON are accepted)."""
-        stats = copy.deepcopy(list(self.config["statistics"]))
-        ranges = self.get_z_ranges()
-        for cfg in stats:
-            if cfg.get("z_config"):
-                cfg["z_config"] = {int(k): v for k, v in cfg["z_config"].items()}
-            for z, run in sorted(ranges.get(cfg["name"], {}).items()):
-                for i in (0, 1):
-                    entry = (cfg.get("z_config") or {}).get(z)
-                    vr = entry.get("val_range") if entry is not None else cfg.get("val_range")
-                    if vr is not None and vr[i] is not None:
-                        continue
-                    if cfg.get("z_config") is None:
-                        cfg["z_config"] = {}
-                    entry = cfg["z_config"].get(z) or {}
-                    cfg["z_config"][z] = entry
-                    filled = list(entry.get("val_range") or (None, None))
-                    filled[i] = run[i]
-                    entry["val_range"] = filled
+        stats = update_ranges(self.config["statistics"], self.get_z_ranges())
         self.config["statistics"] = stats
         self.stats = parse_stats(stats)
 
@@ -230,8 +208,8 @@ class RasterTiler:
                                   progress=False, wmts=False,
                                   tms=self.config["tms_id"])
         self.events.extend(report)
-        _locked_merge(self.config["filename_rasterization_events"], report,
-                      functools.partial(write_events, append=True))
+        locked_merge(self.config["filename_rasterization_events"], report,
+                     functools.partial(write_events, append=True))
         return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
 
     def webtiles_from_all_geotiffs(self, update_ranges=True, overwrite=True,
@@ -258,9 +236,9 @@ class RasterTiler:
 
     def _record(self, records):
         self.events.extend(records)
-        _locked_merge(self.config["filename_rasters_summary"], records, write_summary)
-        _locked_merge(self.config["filename_rasterization_events"], records,
-                      functools.partial(write_events, append=True))
+        locked_merge(self.config["filename_rasters_summary"], records, write_summary)
+        locked_merge(self.config["filename_rasterization_events"], records,
+                     functools.partial(write_events, append=True))
 
     def get_errors(self) -> list[dict]:
         """Events of this tiler that failed."""
@@ -269,13 +247,3 @@ class RasterTiler:
     def summary_rows(self) -> list[list]:
         return summary_rows(self.events)
 
-
-def _locked_merge(path, records, writer):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f".{os.path.basename(path)}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            writer(path, records)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

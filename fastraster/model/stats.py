@@ -36,6 +36,13 @@ class Stat:
     palette: tuple | str | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def get(self, key: str, default=None):
+        """A configuration value: the PDG dict's own entry when it has one (``z_config`` has
+        no attribute, and ``palette`` is kept as given), else the attribute of that name."""
+        if key in self.raw:
+            return self.raw[key]
+        return getattr(self, key, default)
+
     @property
     def is_attribute(self) -> bool:
         """True when ``property`` names an attribute column rather than a keyword."""
@@ -103,10 +110,10 @@ def parse_stats(stats=None) -> tuple[Stat, ...]:
     return out
 
 
-def attribute_columns(stats) -> list[str]:
-    """Attribute columns the statistics read from the input."""
+def attribute_columns(stats: tuple[Stat, ...]) -> list[str]:
+    """Attribute columns the (parsed) statistics read from the input."""
     cols = []
-    for s in parse_stats(stats):
+    for s in stats:
         if s.is_attribute and s.property not in cols:
             cols.append(s.property)
     return cols

@@ -1,19 +1,16 @@
-"""Reading staged GeoPackages and writing GeoTIFFs (atomically)."""
+"""Reading staged vector tiles (GeoPackages) into ragged arrays, and their CRS check."""
 
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from fastraster import _kernels as K
-from fastraster.geometry import RaggedPolygons, wkb_problems
-from fastraster.grid import TileGrid
+from fastraster.model.geometry import RaggedPolygons, wkb_problems
+from fastraster.model.grid import TileGrid
 
 #: PDG staging columns (viz-staging's defaults).
 CENTROID_COLUMNS = ("staging_centroid_x", "staging_centroid_y")
@@ -21,7 +18,8 @@ DUPLICATED_COLUMN = "staging_duplicated"
 
 
 class InputError(ValueError):
-    """A staged file cannot be rasterized; the message names the file and the problem."""
+    """An input file cannot be used; the message starts with the file's path and names the
+    problem (and the feature, where one is at fault)."""
 
 
 @dataclass
@@ -145,92 +143,3 @@ def check_crs(path, file_crs, grid: TileGrid) -> None:
 
 def _short(wkt: str) -> str:
     return wkt if len(wkt) < 60 else wkt[:57] + "..."
-
-
-# ---------------------------------------------------------------------------------------------
-# GeoTIFF output
-# ---------------------------------------------------------------------------------------------
-
-
-def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, cog=False):
-    """The output profile (SPEC §3): deflate with floating-point predictor, internal tiles."""
-    from rasterio.crs import CRS
-
-    dtype = np.dtype(dtype).name
-    profile = {
-        "driver": "COG" if cog else "GTiff",
-        "dtype": dtype, "count": count, "height": grid.height, "width": grid.width,
-        "crs": CRS.from_user_input(grid.crs), "transform": grid.transform,
-        "compress": "deflate",
-        "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-        # Deflate level 1, not GDAL's 6: as small for these rasters and faster to write
-        # (dense tile 7.7 vs 10.1 ms, PDG tile 4.5 vs 7.4 ms: benchmarks/write_levels.py).
-        "zlevel": 1,
-    }
-    if nodata is not None:
-        profile["nodata"] = nodata
-    if cog:
-        profile["blocksize"] = min(512, grid.width)
-        profile.pop("predictor")
-        profile["predictor"] = "FLOATING_POINT" if np.dtype(dtype).kind == "f" else "YES"
-        profile["level"] = profile.pop("zlevel")  # the COG driver's name for it
-    elif grid.width % 16 == 0 and grid.height % 16 == 0:
-        profile.update(tiled=True, blockxsize=min(256, grid.width),
-                       blockysize=min(256, grid.height))
-    return profile
-
-
-@contextmanager
-def atomic_path(path, suffix=".tmp"):
-    """Yield a temporary path beside ``path``; on success ``os.replace`` it onto ``path``.
-
-    On any error the temporary file is removed and the error re-raised, so a reader (or a
-    crashed run) never sees a half-written file under the final name. The folder is created.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}{suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="float32",
-                  nodata=None, cog=False) -> None:
-    """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
-
-    A reader (or a crashed run) never sees a half-written file under the final name.
-    """
-    import rasterio
-
-    profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(array.astype(profile["dtype"], copy=False))
-        dst.descriptions = tuple(names)
-
-
-def band_summary(array: np.ndarray) -> dict:
-    """pdgraster's per-band summary values (min, max, mean, median, std, var, sum).
-
-    NaN pixels (no value, e.g. a mean with no polygon) are left out once, up front: the
-    nan-aware numpy functions would each rescan for NaN.
-    """
-    raw = np.ascontiguousarray(array).ravel()
-    a = raw.astype(np.float64, copy=False)
-    nan = np.isnan(a)
-    if nan.any():
-        a = a[~nan]
-        raw = raw[~nan]
-    if a.size == 0:
-        return dict.fromkeys(("min", "max", "mean", "median", "std", "var", "sum"), np.nan)
-    var = a.var()  # numpy's std is exactly sqrt(var): one pass saved
-    # float32 bands (the default output): the same median by radix selection, 1.6-3.5x faster.
-    median = K.float32_median(raw) if raw.dtype == np.float32 else np.median(a)
-    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
-            "median": float(median), "std": float(np.sqrt(var)), "var": float(var),
-            "sum": float(a.sum())}

@@ -32,7 +32,7 @@ class TileGrid:
     def from_tile(cls, tile, tms: str = "WGS1984Quad", tile_size=256) -> TileGrid:
         """Grid of tile ``(x, y, z)`` of ``tms`` with ``tile_size`` (int or (height, width))."""
         x, y, z = (int(v) for v in tile)
-        height, width = _size(tile_size)
+        height, width = tile_shape(tile_size)
         if tms in QUAD_TMS:
             n = 2 ** z
             if not (0 <= x < 2 * n and 0 <= y < n):
@@ -99,7 +99,8 @@ class TileGrid:
         return (-t.c / t.a, 1.0 / t.a, -t.f / t.e, 1.0 / t.e)
 
 
-def _size(tile_size) -> tuple[int, int]:
+def tile_shape(tile_size) -> tuple[int, int]:
+    """``(height, width)`` of a tile size given as an int or a pair; both positive."""
     if np.ndim(tile_size) == 0:
         h = w = int(tile_size)
     else:

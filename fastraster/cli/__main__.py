@@ -1,0 +1,5 @@
+"""``python -m fastraster.cli``."""
+
+from fastraster.cli import main
+
+main()

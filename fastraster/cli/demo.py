@@ -1,0 +1,47 @@
+"""``fastraster demo``: sample, rasterize, preview, pyramid, web tiles."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from fastraster.cli.rasterize import run
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False), default="demo-output")
+@click.option("--workers", "-j", type=int, default=-1, show_default=True)
+def demo(out, workers):
+    """Generate sample data into OUT/staged, rasterize it into OUT/geotiff, build the lower
+    zoom levels, render OUT/web_tiles and write OUT/preview.png (the z13 mosaic)."""
+    from fastraster.io.records import SUMMARY_CSV
+    from fastraster.pipelines.pyramid import build_pyramid
+    from fastraster.pipelines.webtiles import render_web_tiles
+    from fastraster.render.preview import mosaic_preview
+    from fastraster.sample import make_sample
+
+    staged = os.path.join(out, "staged")
+    geotiffs = os.path.join(out, "geotiff")
+    paths = make_sample(staged)
+    click.echo(f"sample: {len(paths)} staged z13 tiles in {staged}")
+    report = run(staged, geotiffs, workers, 10, "loky", True, False, None, None, 256,
+                 "float32", None)
+    for rec in report:
+        if rec["status"] == "ok":
+            click.echo(f"  {rec['output']}: {rec['polygons']} polygons, "
+                       f"{1000 * rec['seconds']:.1f} ms")
+    click.echo(f"summary: {os.path.join(geotiffs, SUMMARY_CSV)}")
+    if report.errors:
+        sys.exit(1)
+    preview = mosaic_preview(geotiffs, 13, os.path.join(out, "preview.png"))
+    click.echo(f"preview: {preview}")
+    parents = build_pyramid(geotiffs, (0, 13), n_jobs=workers, overwrite=True,
+                            progress=False)
+    click.echo(f"pyramid z0-12: {parents.summary_line()}")
+    web = render_web_tiles(geotiffs, os.path.join(out, "web_tiles"), n_jobs=workers,
+                           overwrite=True, progress=False)
+    click.echo(f"web tiles: {web.summary_line()}")
+    click.echo(f"WMTS capabilities: {web.wmts}")
+    sys.exit(1 if parents.errors or web.errors else 0)

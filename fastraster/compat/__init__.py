@@ -1,0 +1,1 @@
+"""Drop-in replacements for other tools' APIs (pdgraster's ``RasterTiler``)."""

@@ -1,0 +1,1 @@
+"""Running tasks: the executor (joblib backends), the safe-task wrapper, worker set-up."""

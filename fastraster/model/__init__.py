@@ -1,0 +1,2 @@
+"""The model: ragged polygons, tile grids, statistics and their reductions, pyramid
+arithmetic; pure computation on arrays (through the kernels), no files."""

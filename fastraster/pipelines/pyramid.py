@@ -1,0 +1,181 @@
+"""Lower zoom levels of a GeoTIFF tree, level by level in parallel: each parent tile from its
+four children, reduced 2×2 per statistic (the arithmetic: :mod:`fastraster.model.pyramid_math`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+from fastraster.execution.executor import run_tasks
+from fastraster.execution.tasks import safe_task
+from fastraster.io.geotiff import read_geotiff, write_geotiff
+from fastraster.io.records import EVENTS_CSV, SUMMARY_CSV, Report, write_events, write_summary
+from fastraster.io.staged import InputError
+from fastraster.io.summary import band_summary
+from fastraster.io.tilepaths import find_tiles, tile_path
+from fastraster.model.grid import TileGrid
+from fastraster.model.pyramid_math import (
+    band_stats,
+    children_of,
+    parent_from_children,
+    parent_of,
+)
+from fastraster.pipelines.options import PyramidOptions
+
+# ---------------------------------------------------------------------------------------------
+# One parent tile (runs in workers)
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parent(geotiff_dir, tms: str, tile, options: PyramidOptions) -> dict:
+    """Build one parent GeoTIFF from the children present; never raises, returns a record."""
+    out = tile_path(geotiff_dir, tms, tile)
+
+    def work(rec):
+        t0 = time.perf_counter()
+        if not options.overwrite and os.path.exists(out):
+            rec["status"] = "skipped"
+            return
+        children, meta = [], None
+        for child in children_of(tile):
+            path = tile_path(geotiff_dir, tms, child)
+            if not os.path.exists(path):
+                children.append(None)
+                continue
+            try:
+                data, names, dtype, nodata = read_geotiff(path)
+            except Exception as exc:
+                raise ValueError(f"cannot read child {path}: {exc}") from exc
+            meta = meta or (names, dtype, nodata)
+            children.append(data)
+        if meta is None:
+            raise InputError(f"{out}: no child GeoTIFF of tile {tuple(tile)} exists")
+        names, dtype, nodata = meta
+        t1 = time.perf_counter()
+        stats = band_stats(names, options.stats)
+        array = parent_from_children(children, stats)
+        h, w = array.shape[1:]
+        grid = TileGrid.from_tile(tile, tms, (h, w))
+        t2 = time.perf_counter()
+        band_names = [s.name for s in stats]
+        write_geotiff(out, array, grid, band_names, dtype=dtype, nodata=nodata,
+                      cog=options.cog)
+        written = array.astype(dtype, copy=False)
+        rec.update(status="ok", children=sum(c is not None for c in children),
+                   read_s=t1 - t0, compute_s=t2 - t1, write_s=time.perf_counter() - t2,
+                   bounds=[grid.left, grid.right, grid.bottom, grid.top],
+                   summary=[dict(stat=n, **band_summary(written[b]))
+                            for b, n in enumerate(band_names)])
+
+    return safe_task(work, out, tile, output=out, summary=None)
+
+
+def _run_batch(jobs, geotiff_dir, options):
+    return [build_parent(geotiff_dir, tms, tile, options) for tms, tile in jobs]
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _existing(geotiff_dir, tms=None) -> dict[str, set]:
+    """{tms: {(x, y, z), ...}} of the GeoTIFFs below ``geotiff_dir``."""
+    found: dict[str, set] = {}
+    for f in find_tiles(geotiff_dir, ".tif", tms):
+        if f.tile is not None:
+            found.setdefault(f.tms, set()).add(f.tile)
+    return found
+
+
+def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidOptions, *,
+                   n_jobs=None, backend="loky", batch_size=8, progress=False,
+                   recursive=True) -> list[dict]:
+    """Build ``parents`` (tiles of one zoom), then, if ``recursive``, their parents down to
+    ``z_min``. Returns the records of every tile tried, level by level."""
+    records: list[dict] = []
+    level = sorted({tuple(t) for t in parents})
+    while level and level[0][2] >= z_min:
+        z = level[0][2]
+        if any(t[2] != z for t in level):
+            raise ValueError("parent tiles must all be of one zoom level")
+        jobs = [(tms, t) for t in level]
+        done = {rec["tile"]: rec for rec in run_tasks(
+            _run_batch, jobs, (geotiff_dir, options), batch_size=batch_size, n_jobs=n_jobs,
+            backend=backend, progress=progress, desc=f"pyramid z{z}")}
+        records.extend(done[t] for t in level)
+        if not recursive or z == 0:
+            break
+        # Next level: parents of every tile of this level that exists (built or kept).
+        level = sorted({parent_of(t) for t in level
+                        if os.path.exists(tile_path(geotiff_dir, tms, t))})
+    return records
+
+
+def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
+                  overwrite=False, backend="loky", batch_size=8, progress=True, tms=None,
+                  summary=True, cog=False) -> Report:
+    """Build the lower zoom levels of a GeoTIFF tree from its tiles at ``z_range[1]``.
+
+    For every tile at ``z_range[1]`` its parent is made from the four children (missing
+    children count as empty), each band reduced 2×2 by its statistic's
+    ``resampling_method`` (:func:`~fastraster.model.pyramid_math.reduce_2x2`); then the
+    parents of those, level by level, down to ``z_range[0]``. Tiles of one level are built in
+    parallel (joblib), each written atomically with the children's dtype and nodata tag.
+    Existing parents are kept (status ``"skipped"``) unless ``overwrite``, so an interrupted
+    run resumes; a kept parent is not rebuilt even if its children changed, so pass
+    ``overwrite=True`` after re-rasterizing.
+
+    Parameters
+    ----------
+    geotiff_dir : path
+        Root of ``<TMS>/<z>/<x>/<y>.tif`` (what :func:`fastraster.rasterize_dir` writes).
+    z_range : (int, int)
+        (lowest zoom to build, zoom of the existing tiles).
+    stats : list of dict, optional
+        PDG statistic configurations naming the bands (default: polygon_count, coverage);
+        band descriptions are matched to statistic names.
+    n_jobs, backend, batch_size :
+        joblib parallelism, as in :func:`fastraster.rasterize_dir`.
+    tms : str, optional
+        Only this tile matrix set (default: every TMS folder found).
+    summary : bool or path
+        Merge the parents' rows into ``rasters_summary.csv`` (and ``rasterization_events.csv``)
+        in ``geotiff_dir`` (or the given summary path), as pdgraster does; needed for the
+        per-zoom value ranges of web tiles.
+
+    Returns
+    -------
+    Report
+        One record per parent tile tried (``status`` ok / skipped / error); an error never
+        stops the run (its parent is made from the other children).
+    """
+    t0 = time.perf_counter()
+    z_min, z_max = (int(v) for v in z_range)
+    if z_min > z_max:
+        raise ValueError(f"z_range must be (low, high), not {tuple(z_range)}")
+    options = PyramidOptions.create(stats=stats, overwrite=overwrite, cog=cog)
+    geotiff_dir = os.fspath(geotiff_dir)
+    records: list[dict] = []
+    for tms_id, tiles in sorted(_existing(geotiff_dir, tms).items()):
+        top = {t for t in tiles if t[2] == z_max}
+        if not top or z_max == 0:
+            continue
+        parents = {parent_of(t) for t in top}
+        records += pyramid_levels(geotiff_dir, tms_id, parents, z_min, options,
+                                  n_jobs=n_jobs, backend=backend, batch_size=batch_size,
+                                  progress=progress)
+    if not records:
+        warnings.warn(f"{geotiff_dir}: no GeoTIFFs at zoom {z_max}; nothing to build",
+                      stacklevel=2)
+    report = Report(records)
+    report.wall_seconds = time.perf_counter() - t0
+    if summary and records:
+        path = (os.path.join(geotiff_dir, SUMMARY_CSV) if summary is True
+                else os.fspath(summary))
+        write_summary(path, report)
+        write_events(os.path.join(os.path.dirname(path) or ".", EVENTS_CSV),
+                     report, append=True)
+    return report

@@ -1,0 +1,133 @@
+"""Web tiles: one RGBA PNG per statistic per GeoTIFF, coloured as pdgraster colours them
+(:mod:`fastraster.render`), in parallel, plus the WMTS capabilities document."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastraster.execution.executor import run_tasks
+from fastraster.execution.tasks import safe_task
+from fastraster.io.geotiff import read_geotiff
+from fastraster.io.png import write_png
+from fastraster.io.records import SUMMARY_CSV, Report
+from fastraster.io.tilepaths import find_tiles, parse_tile_path, web_tile_path
+from fastraster.model.pyramid_math import band_stats
+from fastraster.model.stats import parse_stats
+from fastraster.pipelines.options import WebTileOptions
+from fastraster.render.palettes import colorize
+from fastraster.render.ranges import ranges_from_geotiffs, value_range, zoom_ranges
+
+# ---------------------------------------------------------------------------------------------
+# Rendering (runs in workers)
+# ---------------------------------------------------------------------------------------------
+
+
+def render_one(path: str, tms: str, tile, options: WebTileOptions) -> dict:
+    """All web tiles of one GeoTIFF; never raises, returns a report record."""
+
+    def work(rec):
+        stats = options.stats
+        todo = [s for s in stats
+                if options.overwrite or not os.path.exists(
+                    web_tile_path(options.web_dir, s.name, tms, tile))]
+        if not todo:
+            rec["status"] = "skipped"
+            return
+        data, names = read_geotiff(path)[:2]
+        per_band = band_stats(names, stats)
+        z = tile[2]
+        for b, stat in enumerate(per_band):
+            if stat not in todo:
+                continue
+            vmin, vmax = value_range(stat, z, options.ranges)
+            rgba = colorize(data[b], vmin, vmax, colors=stat.get("palette"),
+                            nodata_color=stat.get("nodata_color"), nodata_val=stat.nodata_val)
+            out = web_tile_path(options.web_dir, stat.name, tms, tile)
+            write_png(out, rgba, options.compress_level)
+            rec["outputs"].append(out)
+        rec["output"] = rec["outputs"][0] if rec["outputs"] else None
+        rec["status"] = "ok"
+
+    return safe_task(work, path, tile, outputs=[])
+
+
+def _run_batch(jobs, options):
+    return [render_one(path, tms, tile, options) for path, tms, tile in jobs]
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
+                     summary=None, n_jobs=None, backend="loky", batch_size=16,
+                     overwrite=False, progress=True, tms=None, wmts=True, base_url=None,
+                     compress_level=6) -> Report:
+    """Render every GeoTIFF below ``geotiff_dir`` into ``<web_dir>/<stat>/<TMS>/<z>/<x>/<y>.png``.
+
+    One RGBA PNG (tile-sized) per statistic per GeoTIFF, coloured with the statistic's
+    ``palette`` over its value range at that zoom
+    (:func:`~fastraster.render.ranges.value_range`), ``nodata_val``
+    pixels in ``nodata_color``. Written atomically; existing PNGs are kept unless
+    ``overwrite``. Then, if ``wmts``, ``WMTSCapabilities.xml`` for everything in ``web_dir``.
+
+    Parameters
+    ----------
+    stats : list of dict, optional
+        PDG statistic configurations (``palette``, ``val_range``, ``z_config``,
+        ``nodata_val``, ``nodata_color``); default pdgraster's two.
+    z_range : (int, int), optional
+        Only GeoTIFFs with zoom in this range.
+    paths : list of paths, optional
+        Only these GeoTIFFs (``<TMS>/<z>/<x>/<y>.tif`` paths).
+    summary : None, False or path
+        Where the per-zoom ranges for ``None`` in ``val_range`` come from: None —
+        ``<geotiff_dir>/rasters_summary.csv`` if it exists, else a pass over the GeoTIFFs;
+        a path — that CSV; False — none (each tile's own min / max, pdgraster's ``WebImage``
+        fallback).
+    wmts, base_url :
+        Write the capabilities document; tile URLs start with ``base_url`` (default: the
+        ``file://`` URL of ``web_dir``).
+
+    Returns
+    -------
+    Report
+        One record per GeoTIFF; ``outputs`` lists the PNGs written.
+    """
+    t0 = time.perf_counter()
+    stats = parse_stats(stats)
+    geotiff_dir, web_dir = os.fspath(geotiff_dir), os.fspath(web_dir)
+    if paths is None:
+        files = [f for f in find_tiles(geotiff_dir, ".tif", tms) if f.tile]
+    else:
+        files = [parse_tile_path(p, tms=tms) for p in paths]
+        bad = [f for f in files if f.tile is None]
+        if bad:
+            raise ValueError(f"{bad[0].path}: {bad[0].problem}")
+    if z_range is not None:
+        files = [f for f in files if z_range[0] <= f.tile[2] <= z_range[1]]
+    if summary is None:
+        csv_path = os.path.join(geotiff_dir, SUMMARY_CSV)
+        ranges = zoom_ranges(csv_path) if os.path.exists(csv_path) else \
+            ranges_from_geotiffs(files)
+    elif summary is False:
+        ranges = {}
+    else:
+        ranges = zoom_ranges(summary)
+    options = WebTileOptions(web_dir=web_dir, stats=stats, ranges=ranges,
+                             overwrite=bool(overwrite), compress_level=int(compress_level))
+    jobs = [(f.path, f.tms, f.tile) for f in files]
+    records = {rec["path"]: rec for rec in run_tasks(
+        _run_batch, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs, backend=backend,
+        progress=progress, desc="webtiles")}
+    report = Report(records[f.path] for f in files)
+    report.wmts = None
+    if wmts and os.path.isdir(web_dir):
+        from fastraster.render.wmts import scan, write_capabilities
+
+        if scan(web_dir):
+            report.wmts = write_capabilities(web_dir, base_url=base_url)
+    report.wall_seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,1 @@
+"""Turning bands into pictures: pdgraster's palettes and value ranges, previews, WMTS."""
