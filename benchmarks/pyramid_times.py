@@ -12,6 +12,7 @@ children, then ``reproject`` of each band with GDAL sum / average), on the same 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -52,6 +53,7 @@ def _pdgraster_style_parent(children, bounds, shape=(256, 256)):
 
 def run(name, staged, repeats):
     import fastraster
+    from fastraster.io.tilepaths import find_tiles, tile_path
     from fastraster.model.grid import TileGrid
     from fastraster.model.pyramid_math import children_of
     from fastraster.pipelines.pyramid import build_pyramid
@@ -78,11 +80,9 @@ def run(name, staged, repeats):
         tw, nweb = _median_records(webtiles, repeats)
         n_png = len(list(web.rglob("*.png")))
         # pdgraster's method for the z12 parent (all 4 children present in both datasets).
-        z12 = sorted((gt / "WorldCRS84Quad" / "12").rglob("*.tif"))[0]
-        tile = (int(z12.parts[-2]), int(z12.stem), 12)
-        kids = [gt / "WorldCRS84Quad" / "13" / str(c[0]) / f"{c[1]}.tif"
-                for c in children_of(tile)]
-        kids = [str(k) for k in kids if k.exists()]
+        tile = next(f.tile for f in find_tiles(gt, ".tif") if f.tile[2] == 12)
+        kids = [tile_path(gt, "WorldCRS84Quad", c) for c in children_of(tile)]
+        kids = [k for k in kids if os.path.exists(k)]
         g = TileGrid.from_tile(tile, "WorldCRS84Quad")
         times = []
         for _ in range(repeats):

@@ -31,7 +31,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import rasterio
 
-    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.io.tilepaths import parse_tile_path, tile_path
     from fastraster.model.grid import TileGrid
     from fastraster.pipelines.options import RasterizeOptions
     from fastraster.pipelines.staged import rasterize_one, warm_up
@@ -46,8 +46,7 @@ def main(argv=None):
         for path in files:
             job = parse_tile_path(path)
             grid = TileGrid.from_tile(job.tile, job.tms)
-            ref = Path(args.pdg) / "geotiff" / Path(path).relative_to(
-                Path(path).parents[3]).with_suffix(".tif")
+            ref = Path(tile_path(Path(args.pdg) / "geotiff", job.tms, job.tile))
             arr = pdgraster_method(path, grid, os.path.join(tmp, "p.tif"))
             if path.startswith(args.pdg) and ref.exists():
                 # The re-implementation reproduces pdgraster's own files.
@@ -59,7 +58,8 @@ def main(argv=None):
             ours = partial(rasterize_one, job, os.path.join(tmp, "f.tif"), settings)
             rec = ours()
             t_ours = median_ms(ours, max(args.repeats, 5))
-            name = "/".join(Path(path).parts[-3:])
+            x, y, z = job.tile
+            name = f"{z}/{x}/{y}"
             print(f"| {name} | {rec['polygons']} | {t_pdg:.0f} | {t_ours:.1f} | "
                   f"{t_pdg / t_ours:.0f}x |")
 

@@ -183,14 +183,6 @@ class Batch:
         K.scatter_reduce(self.centroid_index(), np.asarray(values, np.float64), mode, out)
         return out
 
-    def has_centroid(self) -> np.ndarray:
-        """bool (height, width): some polygon's centroid falls in the pixel."""
-        g = self.grid
-        out = np.zeros(g.height * g.width, np.bool_)
-        idx = self.centroid_index()
-        out[idx[idx >= 0]] = True
-        return out.reshape(g.height, g.width)
-
     def centre_acc(self) -> np.ndarray:
         """Row-difference accumulator (height, width + 1) of the pixel-centre count."""
         g = self.grid
@@ -400,21 +392,33 @@ class NoDataMask(Reduction):
     """bool (height, width): no polygon has area in the pixel and no centroid falls in it.
 
     State: the unweighted :class:`Coverage` (area, and the boundary's ``touched`` mask) and
-    a centroid-present mask, combined by ``+`` and or.
+    where centroids fall: one batch's flat pixel indices (so a single batch costs nothing
+    extra), a per-pixel mask once two states are combined (by ``+`` and or).
     """
 
     def partial(self, batch):
-        return (batch.coverage(), batch.has_centroid())
+        return (batch.coverage(), batch.centroid_index())
+
+    @staticmethod
+    def _mask(where, shape) -> np.ndarray:
+        if where.ndim == 2:
+            return where
+        out = np.zeros(shape[0] * shape[1], np.bool_)
+        out[where[where >= 0]] = True
+        return out.reshape(shape)
 
     def combine(self, a, b):
-        _same_shape(a[1], b[1])
-        return (a[0] + b[0], a[1] | b[1])
+        shape = a[0].touched.shape
+        return (a[0] + b[0], self._mask(a[1], shape) | self._mask(b[1], shape))
 
     def finalize(self, state):
-        cov, has_centroid = state
-        out = np.empty(has_centroid.shape, np.bool_)
-        K.no_data_mask(cov.touched, cov.finished, np.empty(0, np.int64), out)
-        out &= ~has_centroid
+        cov, where = state
+        out = np.empty(cov.touched.shape, np.bool_)
+        if where.ndim == 2:
+            K.no_data_mask(cov.touched, cov.finished, np.empty(0, np.int64), out)
+            out &= ~where
+        else:
+            K.no_data_mask(cov.touched, cov.finished, where, out)
         return out
 
 
