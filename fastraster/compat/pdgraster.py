@@ -105,7 +105,6 @@ class RasterTiler:
         merged = dict(CONFIG_DEFAULTS)
         merged.update({k: v for k, v in config.items() if v is not None or k not in merged})
         self.config = merged
-        self.stats = parse_stats(merged["statistics"])
         self.tiles = _TilePaths(merged)
         dedup_at = merged.get("deduplicate_at") or []
         if isinstance(dedup_at, str):
@@ -114,8 +113,9 @@ class RasterTiler:
         self.dtype = dtype
         self.events: list[dict] = []
         self._options = RasterizeOptions.create(
-            stats=self.stats, tile_size=merged["tile_size"], dtype=dtype, overwrite=True,
-            deduplicate=self.deduplicate)
+            stats=merged["statistics"], tile_size=merged["tile_size"], dtype=dtype,
+            overwrite=True, deduplicate=self.deduplicate)  # parses the statistics, once
+        self.stats = self._options.stats
 
     @property
     def z(self) -> int:
@@ -203,7 +203,7 @@ class RasterTiler:
         if geotiff_paths is None:
             geotiff_paths = self.tiles.get_filenames_from_dir("geotiff")
         report = render_web_tiles(self.config["dir_geotiff"], self.config["dir_web_tiles"],
-                                  stats=self.config["statistics"], paths=list(geotiff_paths),
+                                  stats=self.stats, paths=list(geotiff_paths),
                                   summary=False, n_jobs=n_jobs, overwrite=overwrite,
                                   progress=False, wmts=False,
                                   tms=self.config["tms_id"])
