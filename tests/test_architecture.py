@@ -161,3 +161,18 @@ def test_kernel_cache_lands_in_a_folder_keyed_to_the_sources(tmp_path):
     keyed2 = cache / f"fastraster-{__version__}-{source_hash(rings.parent)[:12]}"
     assert Path(res2["dir"]) == keyed2 != keyed
     assert any(p.name.startswith("centre.prefix_sum_rows") for p in _cache_files(keyed2))
+
+
+def test_old_pipeline_module_is_a_deprecated_alias():
+    code = ("import warnings\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import fastraster.pipeline as p\n"
+            "import fastraster, fastraster.pipelines.staged as s\n"
+            "assert [x.category for x in w] == [DeprecationWarning], w\n"
+            "assert (p.warm_up, p.rasterize_dir, p.rasterize_one, p.Report) == (\n"
+            "    s.warm_up, s.rasterize_dir, s.rasterize_one, fastraster.Report)\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
