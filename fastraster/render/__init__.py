@@ -1,0 +1,1 @@
+"""Rendering: colour palettes as pdgraster makes them (:mod:`fastraster.render.palettes`)."""
