@@ -210,6 +210,9 @@ def test_colormap_names_go_through_colormaps_first():
     cmap = colormaps.WhiteBlueGreenYellowRed
     for i in (0, 1, 100, 200, 255):
         assert table[i].tolist() == [int(v) for v in cmap(i / 256, bytes=True)]
+    # a Colormap object, as pdgraster's Palette also takes
+    obj = palette_table(cmap)
+    assert (obj == table).all()
     gray = palette_table("gray")
     assert gray[0].tolist() != gray[255].tolist()
     assert table[256].tolist() == [255, 255, 255, 0]  # default nodata: transparent white
