@@ -47,11 +47,10 @@ def test_palette_colours_and_colormaps():
     assert parse_color("rgb(0, 128, 255)") == pytest.approx((0, 128 / 255, 1, 1))
     with pytest.raises(ValueError):
         parse_color("not-a-colour")
-    matplotlib = pytest.importorskip("matplotlib")
-    viridis = palette_table("viridis")
-    cmap = matplotlib.colormaps["viridis"]
-    for i in (0, 100, 255):
-        assert viridis[i].tolist() == list(cmap(i / 256, bytes=True))
+    # matplotlib's name, not a colormaps one: pdgraster rejects it too (colormap names are
+    # tested in test_palettes.py)
+    with pytest.raises(ValueError, match="neither a colormap"):
+        palette_table("viridis")
 
 
 def test_color_indices_follow_pdgraster_rule():
@@ -238,7 +237,8 @@ def test_web_tiles_use_each_stats_palette_and_nodata(pipeline, tmp_path):
     assert report.n("ok") == 2 and not (tmp_path / "WMTSCapabilities.xml").exists()
     data = read_tif(gt / "WorldCRS84Quad" / "13" / "1524" / "910.tif")[0]
     count = np.asarray(Image.open(tmp_path / "polygon_count/WorldCRS84Quad/13/1524/910.png"))
-    assert (count[data[0] == 0] == [0, 255, 0, 128]).all()
+    # alpha 0x80: coloraide 0.18 prints 0.50196, pdgraster truncates 0.50196 * 255 -> 127
+    assert (count[data[0] == 0] == [0, 255, 0, 127]).all()
     assert (count[data[0] == data[0].max()] == palette_table(["#0000ff", "#ff0000"])[255]).all()
     cov = np.asarray(Image.open(tmp_path / "coverage/WorldCRS84Quad/13/1524/910.png"))
     # nodata_val -1 never occurs: empty pixels are data (entry 0), >= 0.5 the last entry
