@@ -346,20 +346,38 @@ class AreaSum(Reduction):
         return state.finished * state.grid.pixel_area if self.scale else state.finished
 
 
+#: Area-weighted means treat a pixel whose covered area is below this fraction of the pixel
+#: as not covered (NaN). Σ value × area carries rounding residue from the other polygons'
+#: edges in the pixel row (the kernel sums row differences), up to ~1e-15 × Σ |value|; divided
+#: by a covered area of that order it would be noise.
+MEAN_MIN_COVERAGE = 1e-12
+
+
 class AreaMean(Reduction):
-    """Σ value × coverage / Σ coverage; state: (weighted, unweighted) coverage."""
+    """Σ value × coverage / Σ coverage over the polygons with positive area in the pixel.
+
+    State: (weighted coverage, coverage, min value, max value of the polygons with positive
+    area in the pixel). Pixels covered less than :data:`MEAN_MIN_COVERAGE` are NaN, and the
+    mean is clipped to [min, max] of the covering polygons' values, so rounding residue can
+    never put it outside the range of the values it averages.
+    """
 
     def partial(self, batch):
-        return (batch.coverage(batch.values(self.stat)), batch.coverage())
+        v = batch.values(self.stat)
+        return (batch.coverage(v), batch.coverage(), batch.touching(v, K.REDUCE_MIN),
+                batch.touching(v, K.REDUCE_MAX))
 
     def combine(self, a, b):
-        return (a[0] + b[0], a[1] + b[1])
+        _same_shape(a[2], b[2])
+        return (a[0] + b[0], a[1] + b[1], np.fmin(a[2], b[2]), np.fmax(a[3], b[3]))
 
     def finalize(self, state):
-        weighted, plain = state
+        weighted, plain, lo, hi = state
+        cov = plain.finished
+        covered = (cov >= MEAN_MIN_COVERAGE) & ~np.isnan(lo)
         with np.errstate(invalid="ignore", divide="ignore"):
-            cov = plain.finished
-            return np.where(cov > 0, weighted.finished / np.where(cov > 0, cov, 1.0), np.nan)
+            mean = weighted.finished / np.where(covered, cov, 1.0)
+        return np.where(covered, np.clip(mean, lo, hi), np.nan)
 
 
 class CentroidMean(Reduction):
