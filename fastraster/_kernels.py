@@ -111,7 +111,7 @@ def _mark_horizontal(px0, px1, py, height, width, touched):
     r = int(py)
     lo = max(min(px0, px1), 0.0)
     hi = min(max(px0, px1), float(width))
-    if hi <= lo:
+    if not hi > lo:  # also for NaN (garbage input): never an undefined column index
         return
     c = int(math.floor(lo))
     while c < width and c < hi:
@@ -503,18 +503,26 @@ def _centre_crossings(ax, ay, bx, by, d, height, width, wacc):
     if ay > by:
         ax, ay, bx, by = bx, by, ax, ay
         d = -d
-    r0 = max(int(math.ceil(ay - 0.5)), 0)
-    r1 = min(int(math.ceil(by - 0.5)), height)  # exclusive: the centre r + 0.5 < by
+    # np.ceil/np.floor (float results) and clipping before the conversion to int: numba's
+    # math.ceil returns int64, and a far-away vertex (a garbage but finite coordinate becomes
+    # inf once divided by the pixel size) then overflowed into an undefined row index that
+    # wrote outside ``wacc`` (found by fuzzing under NUMBA_BOUNDSCHECK).
+    r0f = np.ceil(ay - 0.5)
+    r1f = np.ceil(by - 0.5)  # exclusive: the centre r + 0.5 < by
+    if not (r0f < height and r1f > 0.0):  # also false for NaN
+        return
+    r0 = int(max(r0f, 0.0))
+    r1 = int(min(r1f, float(height)))
     for r in range(r0, r1):
         yc = r + 0.5
         if yc < ay:  # guard against ceil rounding
             continue
         xc = (yc - ay) * (bx - ax) / (by - ay) + ax
-        k = math.floor(xc + 0.5)
-        if k < 0.0:
-            k = 0.0
-        elif k > width:
+        k = np.floor(xc + 0.5)
+        if k > width:
             k = float(width)
+        elif not k >= 0.0:  # negative, or NaN from inf - inf (only garbage input gets here)
+            k = 0.0
         wacc[r, int(k)] += d
 
 
@@ -540,7 +548,7 @@ def _part_span_starts(x, y, ring_offsets, first_ring, last_ring, ix0, idx, iy0, 
             if ay > by:
                 ax, ay, bx, by = bx, by, ax, ay
             if yc >= ay and yc < by:
-                ints[m] = math.floor((yc - ay) * (bx - ax) / (by - ay) + ax + 0.5)
+                ints[m] = np.floor((yc - ay) * (bx - ax) / (by - ay) + ax + 0.5)
                 m += 1
     return np.sort(ints[:m])
 
@@ -567,8 +575,10 @@ def _horizontal_on_centre(x, y, ring_offsets, first_ring, last_ring, k, i, j, or
         xa, xb = xb, xa
     if not xa > xb:
         return
-    h1 = math.floor(xb + 0.5)
-    h2 = math.floor(xa + 0.5)
+    # np.floor: a float, so an infinite x (garbage input) compares as such instead of
+    # becoming an undefined int64.
+    h1 = np.floor(xb + 0.5)
+    h2 = np.floor(xa + 0.5)
     if h1 > width - 1 or h2 <= 0:
         return
     ints = _part_span_starts(x, y, ring_offsets, first_ring, last_ring, ix0, idx, iy0, idy,
@@ -648,6 +658,10 @@ REDUCE_SUM = 0
 REDUCE_MIN = 1
 REDUCE_MAX = 2
 
+#: Pixel coordinates beyond which touching_reduce stops trusting a polygon's bounding box
+#: (2**40 pixels: 6 million degrees at z13; only garbage coordinates get there).
+_FAR_PX = 2.0**40
+
 
 @kernel
 def _reduce_into(out, r, c, v, mode):
@@ -701,12 +715,21 @@ def touching_reduce(x, y, ring_offsets, part_offsets, geom_offsets, values, mode
             xmax = max(xmax, px)
             ymin = min(ymin, py)
             ymax = max(ymax, py)
-        if xmax <= 0.0 or ymax <= 0.0 or xmin >= width or ymin >= height:
+        # Written so that NaN (inf - inf from garbage input) skips the polygon, and clipped
+        # as floats before the conversion to int: a far-away vertex (finite, but inf after
+        # the division by the pixel size) overflowed int64 into a negative window end.
+        if not (xmax > 0.0 and ymax > 0.0 and xmin < width and ymin < height):
             continue
-        c0 = max(int(math.floor(xmin)), 0)
-        c1 = min(int(math.floor(xmax)) + 1, width)
-        r0 = max(int(math.floor(ymin)), 0)
-        r1 = min(int(math.floor(ymax)) + 1, height)
+        c0 = int(max(np.floor(xmin), 0.0))
+        c1 = int(min(np.floor(xmax) + 1.0, float(width)))
+        r0 = int(max(np.floor(ymin), 0.0))
+        r1 = int(min(np.floor(ymax) + 1.0, float(height)))
+        if not (xmin > -_FAR_PX and xmax < _FAR_PX and ymin > -_FAR_PX and ymax < _FAR_PX):
+            # A vertex absurdly far away (a garbage coordinate) leaves no sub-pixel precision
+            # in the crossing arithmetic: its marks may land outside the bounding box, so
+            # clear the whole raster after this polygon (found by fuzzing: a vertex at
+            # -1e300 degrees left marks behind that other polygons then picked up).
+            c0, c1, r0, r1 = 0, width, 0, height
         for p in range(geom_offsets[g], geom_offsets[g + 1]):
             first_ring = part_offsets[p]
             for k in range(first_ring, part_offsets[p + 1]):
@@ -778,6 +801,10 @@ def polygon_centroids(x, y, ring_offsets, part_offsets, geom_offsets, cx, cy):
             continue
         first = part_offsets[p_start]
         last = part_offsets[p_start + 1]
+        if ring_offsets[first + 1] - ring_offsets[first] < 4:
+            # Checked before reading the first vertex: an exterior of no points (valid WKB)
+            # made that read go past the end of x (found by fuzzing under boundscheck).
+            continue
         bx = x[ring_offsets[first]]
         by = y[ring_offsets[first]]
         sx = 0.0
