@@ -1,0 +1,111 @@
+"""Side-by-side timing of kernels at a git revision ("before") and in the working tree.
+
+    python benchmarks/kernels_before_after.py --before 677f00a [--rounds 60]
+
+The ``_kernels.py`` of ``--before`` is loaded as a second module (compiled once, first calls
+excluded) and both versions run on the same dense synthetic tile (``common.dense_tile()``),
+alternating within each round (which goes first alternates too), so that both see the same
+machine. Prints the median of each kernel per version and the ratio after / before.
+
+Kernels timed: the WKB decoder alone on the tile's Arrow buffers (outputs preallocated);
+``polygon_centroids``, ``centre_accumulate`` and ``touching_reduce`` (count) on its polygons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import _wkb_column, dense_tile, loaded  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_kernels_at(rev: str, folder: str):
+    src = subprocess.run(["git", "show", f"{rev}:fastraster/_kernels.py"], cwd=REPO,
+                         check=True, capture_output=True, text=True).stdout
+    path = os.path.join(folder, "kernels_before.py")
+    with open(path, "w") as fh:
+        fh.write(src)
+    spec = importlib.util.spec_from_file_location("kernels_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # numba's cache finds its functions' module by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def contenders(K, path):
+    data, offsets, valid = _wkb_column(path)
+    n = offsets.shape[0] - 1
+    nbytes = int(offsets[-1] - offsets[0])
+    out = dict(status=np.empty(n, np.int8), x=np.empty(nbytes // 16), y=np.empty(nbytes // 16),
+               ro=np.empty(n + nbytes // 4 + 1, np.int64),
+               po=np.empty(n + nbytes // 9 + 1, np.int64), go=np.empty(n + 1, np.int64))
+    little = sys.byteorder == "little"
+    grid, polys, _, _, _ = loaded(path)
+    cx, cy = np.empty(len(polys)), np.empty(len(polys))
+    h, w = grid.height, grid.width
+    ones = np.ones(len(polys))
+
+    def decode():
+        K.wkb_decode(data, offsets, valid, out["status"], out["x"], out["y"], out["ro"],
+                     out["po"], out["go"], little)
+
+    def centroids():
+        K.polygon_centroids(*polys.arrays, cx, cy)
+
+    def centre():
+        K.centre_accumulate(*polys.arrays, ones, *grid.gdal_inverse(), np.zeros((h, w + 1)))
+
+    def touching():
+        K.touching_reduce(*polys.arrays, ones, K.REDUCE_SUM, grid.left, grid.dx, grid.top,
+                          grid.dy, np.zeros((h, w)), np.zeros((h, w), np.uint8),
+                          np.zeros((h, w + 1)))
+
+    return {"wkb_decode": decode, "polygon_centroids": centroids,
+            "centre_accumulate": centre, "touching_reduce": touching}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", required=True, help="git revision of the 'before' kernels")
+    ap.add_argument("--rounds", type=int, default=60)
+    args = ap.parse_args()
+    from fastraster import _kernels as after_k
+
+    path = dense_tile()
+    with tempfile.TemporaryDirectory() as tmp:
+        before_k = load_kernels_at(args.before, tmp)
+        runs = {"before": contenders(before_k, path), "after": contenders(after_k, path)}
+        for fns in runs.values():  # compile / load, first calls
+            for fn in fns.values():
+                fn()
+        names = list(runs["after"])
+        times = {(v, k): [] for v in runs for k in names}
+        for r in range(args.rounds):
+            order = ("before", "after") if r % 2 == 0 else ("after", "before")
+            for k in names:
+                for v in order:
+                    t = time.perf_counter()
+                    runs[v][k]()
+                    times[(v, k)].append(time.perf_counter() - t)
+    print(f"dense tile {path}, {args.rounds} rounds, before = {args.before}")
+    print("| kernel | before (median ms) | after (median ms) | after / before |")
+    print("|---|---|---|---|")
+    for k in names:
+        b = 1000 * statistics.median(times[("before", k)])
+        a = 1000 * statistics.median(times[("after", k)])
+        print(f"| {k} | {b:.3f} | {a:.3f} | {a / b:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
