@@ -128,8 +128,7 @@ class RaggedPolygons:
         """
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         if offsets.ndim != 1 or offsets.shape[0] < 1:
-            # (An empty offsets array made n = -1 and the kernel write geom_offsets[0] of an
-            # empty array, found by fuzzing.)
+            # (Was an IndexError or "negative dimensions are not allowed".)
             raise ValueError("WKB offsets must be a 1-d array of n + 1 >= 1 positions")
         n = offsets.shape[0] - 1
         if valid is None:

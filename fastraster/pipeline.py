@@ -135,10 +135,13 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
         if not settings.overwrite and os.path.exists(out_path):
             rec["status"] = "skipped"
             return rec
-        grid = TileGrid.from_tile(job.tile, job.tms, settings.tile_size)
+        try:
+            grid = TileGrid.from_tile(job.tile, job.tms, settings.tile_size)
+        except ValueError as exc:  # a tile index outside the matrix: the file's fault
+            raise InputError(f"{job.path}: {exc}") from exc
         array, info = rasterize_file(job.path, grid, settings.stats,
                                      deduplicate=settings.deduplicate,
-                                     validate=settings.validate)
+                                     validate=settings.validate, warn=False)
         t_w, c_w = time.perf_counter(), time.thread_time()
         names = [s.name for s in settings.stats]
         written = array.astype(settings.dtype, copy=False)  # summaries describe the file
@@ -149,6 +152,7 @@ def rasterize_one(job: StagedFile, out_path: str, settings: _Settings) -> dict:
                    read_cpu_s=info["read_cpu_s"], compute_cpu_s=info["compute_cpu_s"],
                    write_cpu_s=time.thread_time() - c_w,
                    bytes_read=info["bytes_read"], repaired=info["repaired"],
+                   warnings=info["warnings"],
                    duplicates_dropped=info["duplicates_dropped"],
                    bounds=[grid.left, grid.right, grid.bottom, grid.top],
                    summary=[dict(stat=n, **band_summary(written[b]))
@@ -356,7 +360,9 @@ class Report(list):
     Each record has ``path``, ``tile`` (x, y, z), ``status`` ("ok", "skipped" or "error"),
     ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``;
     successful ones also phase wall/CPU times (``read_s``, ``compute_s``, ``write_s``,
-    ``*_cpu_s``), ``bytes_read``, and every one the worker's ``pid`` and peak ``maxrss_kb``.
+    ``*_cpu_s``), ``bytes_read``, ``warnings`` (messages naming the file, e.g. no CRS,
+    features without geometry; usually empty), and every one the worker's ``pid`` and peak
+    ``maxrss_kb``.
     """
 
     wall_seconds: float = 0.0
@@ -561,7 +567,10 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     -------
     Report
         One record per input file (``keep_records=False``: per failed file); a failing file
-        is a record with ``status="error"``, it never stops the run.
+        is a record with ``status="error"``, it never stops the run. Files rasterized with
+        warnings (no CRS, features without geometry, no polygon reaching the tile) have
+        them in their record's ``warnings``; the run then ends with one ``UserWarning``
+        giving their number and the first message.
     """
     t0 = time.perf_counter()
     stats = parse_stats(stats)
@@ -575,6 +584,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                               desc="rasterize")
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}
+    warned: list[list] = []  # [number of files with warnings, first message]
     stream = _CsvStream(out_dir) if summary and not keep_records else None
     try:
         with warnings.catch_warnings():
@@ -582,6 +592,11 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
             for rec in results:
                 if keep_records or rec["status"] == "error":
                     records[rec["path"]] = rec
+                if rec.get("warnings"):
+                    if warned:
+                        warned[0][0] += 1
+                    else:
+                        warned.append([1, rec["warnings"][0]])
                 counts[rec["status"]] = counts.get(rec["status"], 0) + 1
                 if stream is not None:
                     stream.add(rec)
@@ -599,4 +614,10 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, "rasters_summary.csv"), report)
         write_events(os.path.join(out_dir, "rasterization_events.csv"), report)
+    if warned:
+        # Workers cannot raise warnings in this process (and capturing them there is not
+        # thread-safe): they come back in the records, summed up here once.
+        n, first = warned[0]
+        warnings.warn(f"{n} file(s) rasterized with warnings (each record's 'warnings'); "
+                      f"first: {first}", UserWarning, stacklevel=2)
     return report
