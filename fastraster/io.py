@@ -125,7 +125,9 @@ def _read_failure(path) -> str | None:
                     return "not a GeoPackage (it does not start with the SQLite header)"
         if len(pyogrio.list_layers(path)) == 0:
             return "it holds no vector layer"
-    except Exception:
+    except Exception as exc:
+        if "malformed" in str(exc):  # SQLite's "database disk image is malformed"
+            return "the SQLite database is damaged (truncated or overwritten)"
         return None
     return None
 

@@ -127,7 +127,8 @@ def build_cases(root):
          lambda p: p.write_bytes(b""))
     case("random_bytes", 1531, ty, ("error", "cannot read: not a GeoPackage"),
          lambda p: p.write_bytes(rng.bytes(5000)))
-    case("truncated_gpkg", 1532, ty, ("error", "database disk image is malformed"),
+    case("truncated_gpkg", 1532, ty, ("error", "cannot read: the SQLite database is damaged "
+                                               "(truncated or overwritten)"),
          lambda p: p.write_bytes(good_bytes[:4096]))
     case("linestring_layer", 1533, ty,
          ("error", "2 features (0, 1) are not Polygons or MultiPolygons"),

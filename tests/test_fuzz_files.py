@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 import fastraster
 from fastraster.geometry import RaggedPolygons
 from fastraster.io import InputError, read_staged
+from tests.conftest import PDG_EXAMPLE, needs_pdg_example
 
 N_EXAMPLES = int(os.environ.get("FASTRASTER_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=max(N_EXAMPLES // 5, 10), deadline=None, database=None,
@@ -157,10 +158,11 @@ def _apply_sql(path, sql):
 
 
 @st.composite
-def damage(draw, data: bytes):
+def damage(draw, data: bytes, sql=True):
     """(description, function writing the damaged file to a path)."""
-    kind = draw(st.sampled_from(["truncate", "flip_header", "flip_anywhere", "flip_blobs",
-                                 "sql"]))
+    kinds = ["truncate", "flip_header", "flip_anywhere", "flip_blobs"] + (["sql"] if sql
+                                                                          else [])
+    kind = draw(st.sampled_from(kinds))
     b = bytearray(data)
     if kind == "truncate":
         cut = draw(st.one_of(st.integers(0, len(b) - 1),
@@ -201,13 +203,14 @@ def _well_formed(polys: RaggedPolygons):
         assert off[0] == 0 and off[-1] == n and (np.diff(off) >= 0).all()
 
 
-def read_or_refuse(path, tile):
+def read_or_refuse(path, tile, stats=STATS):
     """None if read and rasterized, else the InputError message (checked to name the
     file); any other exception fails the test."""
+    attributes = tuple(s["property"] for s in stats if s["property"] == "v")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GDAL's own complaints about damaged files
         try:
-            data = read_staged(path, attributes=("v",))
+            data = read_staged(path, attributes=attributes)
         except InputError as exc:
             assert str(exc).startswith(str(path)), exc
             read_error = str(exc)
@@ -215,13 +218,13 @@ def read_or_refuse(path, tile):
             read_error = None
             _well_formed(data.polygons)
         try:
-            arr = fastraster.rasterize_tile(path, tile, tms=TMS, tile_size=SIZE, stats=STATS)
+            arr = fastraster.rasterize_tile(path, tile, tms=TMS, tile_size=SIZE, stats=stats)
         except InputError as exc:
             assert str(exc).startswith(str(path)), exc
             return str(exc)
     # A file read_staged refuses is refused here too (for the same reason).
     assert read_error is None, read_error
-    assert arr.shape == (len(STATS), SIZE, SIZE)
+    assert arr.shape == (len(stats), SIZE, SIZE)
     return None
 
 
@@ -239,6 +242,24 @@ def test_damaged_file_is_read_or_refused_by_name(data):
         path.parent.mkdir(parents=True)
         write(path)
         read_or_refuse(path, (tx, ty, Z))
+
+
+@cache
+def pdg_tile_bytes() -> bytes:
+    return (PDG_EXAMPLE / "staged" / TMS / "13" / "1524" / "910.gpkg").read_bytes()
+
+
+@needs_pdg_example
+@settings(FUZZ, max_examples=max(N_EXAMPLES // 10, 5))  # 3.5 MB written per example
+@given(data=st.data())
+def test_damaged_pdg_tile_is_read_or_refused_by_name(data):
+    """A real staged tile of PDG's (1,551 IWP polygons) truncated or with bytes flipped."""
+    what, write = data.draw(damage(pdg_tile_bytes(), sql=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / TMS / "13" / "1524" / "910.gpkg"
+        path.parent.mkdir(parents=True)
+        write(path)
+        read_or_refuse(path, (1524, 910, 13), stats=STATS[:2])
 
 
 @settings(FUZZ, max_examples=max(N_EXAMPLES // 25, 4))  # a rasterize_dir run per example
