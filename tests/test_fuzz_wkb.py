@@ -300,8 +300,22 @@ def mutated(draw):
     return bytes(b)
 
 
-ENTRY = st.one_of(mutated(), wkb_geometry().map(lambda t: t[0]), st.binary(max_size=64),
-                  st.none(), st.just(b""))
+@st.composite
+def nested_garbage(draw):
+    """A MultiPolygon whose parts mix Polygons, nested MultiPolygons, other types and
+    random bytes, under a part count that may not match."""
+    e = draw(st.sampled_from(["<", ">"]))
+    parts = draw(st.lists(st.one_of(
+        wkb_geometry().map(lambda t: t[0]),  # a Polygon, or a nested MultiPolygon
+        st.binary(max_size=24),
+        st.builds(lambda code, body: struct.pack("<BI", 1, code) + body, TYPE_CODES,
+                  st.binary(max_size=16))), max_size=4))
+    count = draw(st.one_of(st.just(len(parts)), HUGE))
+    return struct.pack(e + "BII", 1 if e == "<" else 0, 6, count) + b"".join(parts)
+
+
+ENTRY = st.one_of(mutated(), wkb_geometry().map(lambda t: t[0]), nested_garbage(),
+                  st.binary(max_size=64), st.none(), st.just(b""))
 
 
 # ---------------------------------------------------------------------------------------------
