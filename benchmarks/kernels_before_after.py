@@ -7,7 +7,8 @@ excluded) and both versions run on the same dense synthetic tile (``common.dense
 alternating within each round (which goes first alternates too), so that both see the same
 machine. Prints the median of each kernel per version and the ratio after / before.
 
-Kernels timed: the WKB decoder alone on the tile's Arrow buffers (outputs preallocated);
+Kernels timed: the WKB decoder alone on the tile's Arrow buffers (outputs preallocated),
+and on the same polygons re-encoded by shapely as 3-D and as big-endian WKB;
 ``polygon_centroids``, ``centre_accumulate`` and ``touching_reduce`` (count) on its polygons.
 """
 
@@ -43,22 +44,34 @@ def load_kernels_at(rev: str, folder: str):
     return mod
 
 
-def contenders(K, path):
-    data, offsets, valid = _wkb_column(path)
+def _decoder(K, data, offsets, valid):
     n = offsets.shape[0] - 1
     nbytes = int(offsets[-1] - offsets[0])
-    out = dict(status=np.empty(n, np.int8), x=np.empty(nbytes // 16), y=np.empty(nbytes // 16),
-               ro=np.empty(n + nbytes // 4 + 1, np.int64),
-               po=np.empty(n + nbytes // 9 + 1, np.int64), go=np.empty(n + 1, np.int64))
+    out = (np.empty(n, np.int8), np.empty(nbytes // 16), np.empty(nbytes // 16),
+           np.empty(n + nbytes // 4 + 1, np.int64), np.empty(n + nbytes // 9 + 1, np.int64),
+           np.empty(n + 1, np.int64))
     little = sys.byteorder == "little"
-    grid, polys, _, _, _ = loaded(path)
+    return lambda: K.wkb_decode(data, offsets, valid, *out, little)
+
+
+def _reencoded(geoms, **kw):
+    import shapely
+
+    wkb = shapely.to_wkb(np.asarray(geoms, dtype=object), **kw)
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in wkb])]).astype(np.int64)
+    return (np.frombuffer(b"".join(wkb), np.uint8), offsets, np.ones(len(wkb), bool))
+
+
+def contenders(K, path):
+    import shapely
+
+    grid, polys, _, geoms, _ = loaded(path)
     cx, cy = np.empty(len(polys)), np.empty(len(polys))
     h, w = grid.height, grid.width
     ones = np.ones(len(polys))
-
-    def decode():
-        K.wkb_decode(data, offsets, valid, out["status"], out["x"], out["y"], out["ro"],
-                     out["po"], out["go"], little)
+    decode = _decoder(K, *_wkb_column(path))
+    decode_3d = _decoder(K, *_reencoded(shapely.force_3d(geoms, 1.0), output_dimension=3))
+    decode_be = _decoder(K, *_reencoded(geoms, byte_order=0))
 
     def centroids():
         K.polygon_centroids(*polys.arrays, cx, cy)
@@ -71,7 +84,8 @@ def contenders(K, path):
                           grid.dy, np.zeros((h, w)), np.zeros((h, w), np.uint8),
                           np.zeros((h, w + 1)))
 
-    return {"wkb_decode": decode, "polygon_centroids": centroids,
+    return {"wkb_decode": decode, "wkb_decode (3-D)": decode_3d,
+            "wkb_decode (big-endian)": decode_be, "polygon_centroids": centroids,
             "centre_accumulate": centre, "touching_reduce": touching}
 
 
