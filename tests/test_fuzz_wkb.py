@@ -363,7 +363,7 @@ SQUARE = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]
 
 
 @pytest.mark.parametrize("e", ["<", ">"])
-def test_huge_counts_on_small_inputs_return_at_once(e):
+def test_nojit_small_huge_counts_on_small_inputs_return_at_once(e):
     """Counts of up to 2**32 - 1 on ~100-byte inputs: the decoder must stop at the end of
     the bytes, not loop over the count or allocate from it. Run in a thread with a bound
     (60 s against microseconds) so that a hang fails the test instead of the suite."""
@@ -388,7 +388,7 @@ def test_huge_counts_on_small_inputs_return_at_once(e):
     assert result["status"].tolist() == [K.WKB_TRUNCATED] * 6
 
 
-def test_statuses_of_corrupt_but_well_formed_geometries():
+def test_nojit_small_statuses_of_corrupt_but_well_formed_geometries():
     nan_ring = [(0.0, 0.0), (1.0, math.nan), (1.0, 1.0), (0.0, 0.0)]
     inf_ring = [(0.0, 0.0), (math.inf, 0.0), (1.0, 1.0), (0.0, 0.0)]
     hole = [(0.2, 0.2), (0.4, 0.2), (0.4, 0.4), (0.2, 0.2)]
@@ -404,7 +404,7 @@ def test_statuses_of_corrupt_but_well_formed_geometries():
                                K.WKB_NONFINITE, K.WKB_MALFORMED, K.WKB_OK]
 
 
-def test_nonfinite_in_z_or_m_is_ignored():
+def test_nojit_small_nonfinite_in_z_or_m_is_ignored():
     """Z and M are dropped unread: a NaN there (as some writers use for 'no measure')
     changes nothing."""
     ring = [(0.0, 0.0, math.nan), (1.0, 0.0, 1.0), (1.0, 1.0, math.inf), (0.0, 0.0, 2.0)]
