@@ -7,6 +7,7 @@ import csv
 import fcntl
 import os
 import shutil
+import warnings
 
 from fastraster.io.atomic import atomic_path, temp_path
 
@@ -25,7 +26,9 @@ class Report(list):
     Each record has ``path``, ``tile`` (x, y, z), ``status`` ("ok", "skipped" or "error"),
     ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``;
     successful ones also phase wall/CPU times (``read_s``, ``compute_s``, ``write_s``,
-    ``*_cpu_s``), ``bytes_read``, and every one the worker's ``pid`` and peak ``maxrss_kb``.
+    ``*_cpu_s``), ``bytes_read``, ``warnings`` (messages naming the file, e.g. no CRS,
+    features without geometry; usually empty), and every one the worker's ``pid`` and peak
+    ``maxrss_kb``.
     """
 
     wall_seconds: float = 0.0
@@ -50,6 +53,35 @@ class Report(list):
         total = len(self) if self.total is None else self.total
         return (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
                 f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
+
+
+class WarningTally:
+    """Files whose records carry ``warnings``, counted as the records arrive (also those a
+    ``keep_records=False`` run does not keep), and summed up at the end in one
+    ``UserWarning`` with their number and the first message.
+
+    Workers cannot raise warnings in the parent process (and capturing them there is not
+    thread-safe): they come back in the records' ``warnings`` lists instead.
+    """
+
+    def __init__(self):
+        self.files = 0
+        self.first: str | None = None
+
+    def add(self, rec: dict) -> None:
+        """Count ``rec`` if it has warnings."""
+        if rec.get("warnings"):
+            self.files += 1
+            if self.first is None:
+                self.first = rec["warnings"][0]
+
+    def warn(self, stacklevel: int = 2) -> None:
+        """Issue the summarising ``UserWarning`` (nothing if no file had warnings);
+        ``stacklevel`` as for :func:`warnings.warn`, counted from the caller."""
+        if self.files:
+            warnings.warn(f"{self.files} file(s) rasterized with warnings (each record's "
+                          f"'warnings'); first: {self.first}", UserWarning,
+                          stacklevel=stacklevel + 1)
 
 
 def _fmt_tile(tile):

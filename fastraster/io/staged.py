@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from fastraster.model.geometry import RaggedPolygons, wkb_problems
+from fastraster import kernels as K
+from fastraster.model.geometry import RaggedPolygons, describe_features, wkb_problems
 from fastraster.model.grid import TileGrid
 
 #: PDG staging columns (viz-staging's defaults).
@@ -32,6 +33,9 @@ class TileData:
     duplicated: np.ndarray | None
     crs: str | None
     bytes_read: int = 0
+    #: Problems that do not stop the file, each "<path>: ..." (e.g. features without
+    #: geometry); the caller reports them.
+    warnings: list = field(default_factory=list)
 
 
 def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
@@ -44,7 +48,10 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     Raises
     ------
     InputError
-        If the file cannot be opened or holds geometries other than (Multi)Polygons.
+        If the file cannot be opened, holds geometries other than (Multi)Polygons, corrupt
+        geometries (truncated WKB, NaN or infinite coordinates, rings of 1 or 2 points), a
+        needed column that is missing or not numeric, or a non-finite staging centroid.
+        The message starts with the path and names the features (0-based row numbers).
     """
     import pyogrio.raw
 
@@ -58,7 +65,7 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     try:
         meta, table = pyogrio.raw.read_arrow(path, columns=wanted, **options)
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
-        raise InputError(f"{path}: cannot read: {exc}") from exc
+        raise InputError(f"{path}: cannot read: {_read_failure(path) or exc}") from exc
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         raise InputError(f"{path}: has no geometry column")
@@ -67,20 +74,61 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     problems = wkb_problems(status)
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))
+    notes = []
+    null = np.flatnonzero(status == K.WKB_NULL)
+    if null.size:
+        # GDAL also hands over a geometry blob it cannot read (not a GeoPackage blob) as
+        # null, without a word: say so rather than drop those features silently.
+        notes.append(f"{path}: " + describe_features(null, (
+            "has no geometry (null, empty or a blob GDAL cannot read): it adds no area",
+            "have no geometry (null, empty or blobs GDAL cannot read): they add no area")))
     names = table.column_names
     centroids = None
     if centroid_columns and all(c in names for c in centroid_columns):
-        centroids = tuple(_column(table, c, np.float64) for c in centroid_columns)
+        centroids = tuple(_column(table, c, np.float64, path) for c in centroid_columns)
+        # The issue-12 data rule for coordinates holds for staging centroids too: NaN
+        # would silently count the polygon nowhere. (Only rows with a geometry matter.)
+        bad = np.flatnonzero(~(np.isfinite(centroids[0]) & np.isfinite(centroids[1]))
+                             & (status == K.WKB_OK))
+        if bad.size:
+            raise InputError(f"{path}: " + describe_features(bad, (
+                f"has a non-finite (NaN, infinite or null) staging centroid "
+                f"({'/'.join(centroid_columns)})",
+                f"have non-finite (NaN, infinite or null) staging centroids "
+                f"({'/'.join(centroid_columns)})")))
     duplicated = None
     if duplicated_column and duplicated_column in names:
-        duplicated = _column(table, duplicated_column, bool)
+        duplicated = _column(table, duplicated_column, bool, path)
     attrs = {}
     for c in attributes:
         if c not in names:
             raise InputError(f"{path}: has no attribute column {c!r} (a statistic needs it)")
-        attrs[c] = _column(table, c, np.float64)
+        attrs[c] = _column(table, c, np.float64, path)
     return TileData(polys, centroids, attrs, duplicated, meta.get("crs"),
-                    int(data.nbytes + offsets.nbytes))
+                    int(data.nbytes + offsets.nbytes), notes)
+
+
+def _read_failure(path) -> str | None:
+    """A plainer reason than GDAL's for a file ``read_arrow`` failed on, when there is one
+    (GDAL says "not recognized as being in a supported file format ... prefixing the file
+    path with '<DRIVER>:'" for an empty file, and pyogrio raises a bare IndexError for a
+    GeoPackage without layers). Only called after a failure."""
+    import pyogrio
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty (0 bytes)"
+        if path.lower().endswith(".gpkg"):
+            with open(path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    return "not a GeoPackage (it does not start with the SQLite header)"
+        if len(pyogrio.list_layers(path)) == 0:
+            return "it holds no vector layer"
+    except Exception as exc:
+        if "malformed" in str(exc):  # SQLite's "database disk image is malformed"
+            return "the SQLite database is damaged (truncated or overwritten)"
+        return None
+    return None
 
 
 def _one_chunk(column):
@@ -88,10 +136,19 @@ def _one_chunk(column):
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _column(table, name, dtype):
+def _column(table, name, dtype, path="<input>"):
+    import pyarrow as pa
+
     col = _one_chunk(table[name])
+    t = col.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t) or pa.types.is_null(t)):
+        # A TEXT column: numpy would convert "1.5" and fail on "abc" with an error naming
+        # neither file nor column. Numbers stored as text are refused too, predictably.
+        raise InputError(f"{path}: column {name!r} holds {t} values, not numbers")
     if dtype is bool:
         return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    # Nulls become NaN (an attribute without a value).
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
@@ -126,19 +183,22 @@ def _crs_matches(file_crs: str, grid_crs: str) -> bool:
     return a == b or (a.to_authority() in _WGS84_LONLAT and b.to_authority() in _WGS84_LONLAT)
 
 
-def check_crs(path, file_crs, grid: TileGrid) -> None:
+def check_crs(path, file_crs, grid: TileGrid, warn: bool = True) -> str | None:
     """Refuse a file whose CRS is not the tile matrix set's; warn if it has none.
 
     A file without a CRS is assumed to be in the TMS CRS (staging writes them so), with a
-    warning, rather than refused.
+    warning, rather than refused. Returns that warning's message (None if the CRS is
+    given); ``warn=False`` leaves reporting it to the caller.
     """
     if not file_crs:
-        warnings.warn(f"{path}: has no CRS; assuming the {grid.tms} CRS ({grid.crs})",
-                      stacklevel=3)
-        return
+        msg = f"{path}: has no CRS; assuming the {grid.tms} CRS ({grid.crs})"
+        if warn:
+            warnings.warn(msg, stacklevel=3)
+        return msg
     if not _crs_matches(file_crs, grid.crs):
         raise InputError(f"{path}: CRS {_short(file_crs)} is not the {grid.tms} CRS "
                          f"{grid.crs}; reproject (stage) it first")
+    return None
 
 
 def _short(wkt: str) -> str:

@@ -48,15 +48,19 @@ from fastraster.kernels.reduce import (
 from fastraster.kernels.touching import touching_reduce
 from fastraster.kernels.validity import certainly_simple
 from fastraster.kernels.wkb import (
+    WKB_MALFORMED,
+    WKB_NONFINITE,
     WKB_NULL,
     WKB_OK,
+    WKB_SHORT_RING,
     WKB_TRUNCATED,
     WKB_UNSUPPORTED_TYPE,
     wkb_decode,
 )
 
-__all__ = ["REDUCE_MAX", "REDUCE_MIN", "REDUCE_SUM", "WKB_NULL", "WKB_OK", "WKB_TRUNCATED",
-           "WKB_UNSUPPORTED_TYPE", "centre_accumulate", "centroid_pixels", "certainly_simple",
+__all__ = ["REDUCE_MAX", "REDUCE_MIN", "REDUCE_SUM", "WKB_MALFORMED", "WKB_NONFINITE",
+           "WKB_NULL", "WKB_OK", "WKB_SHORT_RING", "WKB_TRUNCATED", "WKB_UNSUPPORTED_TYPE",
+           "centre_accumulate", "centroid_pixels", "certainly_simple",
            "coverage_accumulate", "coverage_finish", "float32_median", "no_data_mask",
            "polygon_centroids", "prefix_sum_rows", "scatter_reduce", "touching_reduce",
            "wkb_decode"]

@@ -26,18 +26,26 @@ def _centre_crossings(ax, ay, bx, by, d, height, width, wacc):
     if ay > by:
         ax, ay, bx, by = bx, by, ax, ay
         d = -d
-    r0 = max(int(math.ceil(ay - 0.5)), 0)
-    r1 = min(int(math.ceil(by - 0.5)), height)  # exclusive: the centre r + 0.5 < by
+    # np.ceil/np.floor (float results) and clipping before the conversion to int: numba's
+    # math.ceil returns int64, and a far-away vertex (a garbage but finite coordinate becomes
+    # inf once divided by the pixel size) then overflowed into an undefined row index that
+    # wrote outside ``wacc`` (found by fuzzing under NUMBA_BOUNDSCHECK).
+    r0f = np.ceil(ay - 0.5)
+    r1f = np.ceil(by - 0.5)  # exclusive: the centre r + 0.5 < by
+    if not (r0f < height and r1f > 0.0):  # also false for NaN
+        return
+    r0 = int(max(r0f, 0.0))
+    r1 = int(min(r1f, float(height)))
     for r in range(r0, r1):
         yc = r + 0.5
         if yc < ay:  # guard against ceil rounding
             continue
         xc = (yc - ay) * (bx - ax) / (by - ay) + ax
-        k = math.floor(xc + 0.5)
-        if k < 0.0:
-            k = 0.0
-        elif k > width:
+        k = np.floor(xc + 0.5)
+        if k > width:
             k = float(width)
+        elif not k >= 0.0:  # negative, or NaN from inf - inf (only garbage input gets here)
+            k = 0.0
         wacc[r, int(k)] += d
 
 
@@ -63,7 +71,7 @@ def _part_span_starts(x, y, ring_offsets, first_ring, last_ring, ix0, idx, iy0, 
             if ay > by:
                 ax, ay, bx, by = bx, by, ax, ay
             if yc >= ay and yc < by:
-                ints[m] = math.floor((yc - ay) * (bx - ax) / (by - ay) + ax + 0.5)
+                ints[m] = np.floor((yc - ay) * (bx - ax) / (by - ay) + ax + 0.5)
                 m += 1
     return np.sort(ints[:m])
 
@@ -90,8 +98,10 @@ def _horizontal_on_centre(x, y, ring_offsets, first_ring, last_ring, k, i, j, or
         xa, xb = xb, xa
     if not xa > xb:
         return
-    h1 = math.floor(xb + 0.5)
-    h2 = math.floor(xa + 0.5)
+    # np.floor: a float, so an infinite x (garbage input) compares as such instead of
+    # becoming an undefined int64.
+    h1 = np.floor(xb + 0.5)
+    h2 = np.floor(xa + 0.5)
     if h1 > width - 1 or h2 <= 0:
         return
     ints = _part_span_starts(x, y, ring_offsets, first_ring, last_ring, ix0, idx, iy0, idy,

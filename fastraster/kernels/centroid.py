@@ -44,6 +44,10 @@ def polygon_centroids(x, y, ring_offsets, part_offsets, geom_offsets, cx, cy):
             continue
         first = part_offsets[p_start]
         last = part_offsets[p_start + 1]
+        if ring_offsets[first + 1] - ring_offsets[first] < 4:
+            # Checked before reading the first vertex: an exterior of no points (valid WKB)
+            # made that read go past the end of x (found by fuzzing under boundscheck).
+            continue
         bx = x[ring_offsets[first]]
         by = y[ring_offsets[first]]
         sx = 0.0

@@ -31,7 +31,7 @@ def _mark_horizontal(px0, px1, py, height, width, touched):
     r = int(py)
     lo = max(min(px0, px1), 0.0)
     hi = min(max(px0, px1), float(width))
-    if hi <= lo:
+    if not hi > lo:  # also for NaN (garbage input): never an undefined column index
         return
     c = int(math.floor(lo))
     while c < width and c < hi:

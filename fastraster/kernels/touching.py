@@ -1,7 +1,5 @@
 """Per-polygon pixel sets: positive-area overlap ("touching"), reduced over polygons."""
 
-import math
-
 import numpy as np
 
 from fastraster.kernels._jit import kernel
@@ -9,6 +7,10 @@ from fastraster.kernels._rings import _ring_sign
 from fastraster.kernels.centre import _centre_crossings
 from fastraster.kernels.coverage import _accumulate_segment
 from fastraster.kernels.reduce import _reduce_into
+
+#: Pixel coordinates beyond which touching_reduce stops trusting a polygon's bounding box
+#: (2**40 pixels: 6 million degrees at z13; only garbage coordinates get there).
+_FAR_PX = 2.0**40
 
 # ---------------------------------------------------------------------------------------------
 # Per-polygon pixel sets: positive-area overlap ("touching") with a reduction over polygons
@@ -54,12 +56,21 @@ def touching_reduce(x, y, ring_offsets, part_offsets, geom_offsets, values, mode
             xmax = max(xmax, px)
             ymin = min(ymin, py)
             ymax = max(ymax, py)
-        if xmax <= 0.0 or ymax <= 0.0 or xmin >= width or ymin >= height:
+        # Written so that NaN (inf - inf from garbage input) skips the polygon, and clipped
+        # as floats before the conversion to int: a far-away vertex (finite, but inf after
+        # the division by the pixel size) overflowed int64 into a negative window end.
+        if not (xmax > 0.0 and ymax > 0.0 and xmin < width and ymin < height):
             continue
-        c0 = max(int(math.floor(xmin)), 0)
-        c1 = min(int(math.floor(xmax)) + 1, width)
-        r0 = max(int(math.floor(ymin)), 0)
-        r1 = min(int(math.floor(ymax)) + 1, height)
+        c0 = int(max(np.floor(xmin), 0.0))
+        c1 = int(min(np.floor(xmax) + 1.0, float(width)))
+        r0 = int(max(np.floor(ymin), 0.0))
+        r1 = int(min(np.floor(ymax) + 1.0, float(height)))
+        if not (xmin > -_FAR_PX and xmax < _FAR_PX and ymin > -_FAR_PX and ymax < _FAR_PX):
+            # A vertex absurdly far away (a garbage coordinate) leaves no sub-pixel precision
+            # in the crossing arithmetic: its marks may land outside the bounding box, so
+            # clear the whole raster after this polygon (found by fuzzing: a vertex at
+            # -1e300 degrees left marks behind that other polygons then picked up).
+            c0, c1, r0, r1 = 0, width, 0, height
         for p in range(geom_offsets[g], geom_offsets[g + 1]):
             first_ring = part_offsets[p]
             for k in range(first_ring, part_offsets[p + 1]):

@@ -15,9 +15,17 @@ import shapely
 
 from fastraster import kernels as K
 
+#: What a WKB status says about one feature, and about several.
 _WKB_ERRORS = {
-    K.WKB_UNSUPPORTED_TYPE: "is not a Polygon or MultiPolygon",
-    K.WKB_TRUNCATED: "has truncated WKB",
+    K.WKB_UNSUPPORTED_TYPE: ("is not a Polygon or MultiPolygon",
+                             "are not Polygons or MultiPolygons"),
+    K.WKB_TRUNCATED: ("has truncated WKB", "have truncated WKB"),
+    K.WKB_MALFORMED: ("has malformed WKB (a byte-order byte neither 0 nor 1)",
+                      "have malformed WKB (a byte-order byte neither 0 nor 1)"),
+    K.WKB_NONFINITE: ("has a non-finite (NaN or infinite) coordinate",
+                      "have non-finite (NaN or infinite) coordinates"),
+    K.WKB_SHORT_RING: ("has a ring of 1 or 2 points (a ring needs at least 3)",
+                       "have rings of 1 or 2 points (a ring needs at least 3)"),
 }
 
 
@@ -63,7 +71,8 @@ class RaggedPolygons:
         Raises
         ------
         ValueError
-            If any geometry is of another type.
+            If any geometry is of another type, or has a NaN or infinite x or y (corrupt
+            data: any area or centroid measured from it would be made up).
         """
         geoms = np.asarray(geoms, dtype=object).ravel()
         if geoms.size == 0:
@@ -88,8 +97,13 @@ class RaggedPolygons:
             geom_offsets = np.arange(len(geoms) + 1, dtype=np.int64)
         else:
             ring_offsets, part_offsets, geom_offsets = offsets
-        return cls(x, y, np.asarray(ring_offsets, np.int64), np.asarray(part_offsets, np.int64),
-                   np.asarray(geom_offsets, np.int64))
+        polys = cls(x, y, np.asarray(ring_offsets, np.int64), np.asarray(part_offsets, np.int64),
+                    np.asarray(geom_offsets, np.int64))
+        # The WKB decoder refuses NaN and inf while it copies; here one vectorised pass.
+        bad = nonfinite_features(polys)
+        if bad.size:
+            raise ValueError(describe_features(bad, _WKB_ERRORS[K.WKB_NONFINITE]))
+        return polys
 
     @classmethod
     def from_wkb(cls, data: np.ndarray, offsets: np.ndarray, valid: np.ndarray | None = None,
@@ -113,9 +127,17 @@ class RaggedPolygons:
             :func:`wkb_problems`).
         """
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if offsets.ndim != 1 or offsets.shape[0] < 1:
+            # (Was an IndexError or "negative dimensions are not allowed".)
+            raise ValueError("WKB offsets must be a 1-d array of n + 1 >= 1 positions")
         n = offsets.shape[0] - 1
         if valid is None:
             valid = np.ones(n, dtype=np.bool_)
+        # The kernel reads valid[i] for every geometry: a shorter mask was read past its end.
+        valid = np.ascontiguousarray(valid, dtype=np.bool_)
+        if valid.shape != (n,):
+            raise ValueError(f"valid must hold one flag per geometry ({n}), not "
+                             f"{valid.shape}")
         data = np.ascontiguousarray(data, dtype=np.uint8)
         if n and (offsets[0] < 0 or offsets[-1] > data.size or np.any(np.diff(offsets) < 0)):
             # The kernel trusts these: the output bounds below assume disjoint byte ranges.
@@ -139,6 +161,8 @@ class RaggedPolygons:
                                                       little)
             if n_coords >= 0:
                 break
+        if n_coords < 0:  # cannot happen: the second bounds hold any input
+            raise RuntimeError("WKB decoder: output bounds too small")
         # Coordinates stay views (their bound is tight for 2-D data); the offsets are copied
         # out of their bounds.
         x = x[:n_coords]
@@ -201,14 +225,37 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
 
 
 def wkb_problems(status: np.ndarray) -> list[str]:
-    """Human-readable problems for a :meth:`RaggedPolygons.from_wkb` status array."""
+    """Human-readable problems for a :meth:`RaggedPolygons.from_wkb` status array, e.g.
+    ``"feature 17 has a non-finite (NaN or infinite) coordinate"``."""
     out = []
     for code, what in _WKB_ERRORS.items():
         idx = np.flatnonzero(status == code)
         if idx.size:
-            shown = ", ".join(str(i) for i in idx[:5]) + (" ..." if idx.size > 5 else "")
-            out.append(f"{idx.size} feature(s) ({shown}) {what}")
+            out.append(describe_features(idx, what))
     return out
+
+
+def describe_features(idx: np.ndarray, what: tuple[str, str]) -> str:
+    """``"feature 3 <singular>"`` or ``"12 features (3, 5, ...) <plural>"``.
+
+    Feature numbers are 0-based row positions in the file (a GeoPackage written in one go
+    has ``fid`` = row + 1).
+    """
+    if idx.size == 1:
+        return f"feature {idx[0]} {what[0]}"
+    shown = ", ".join(str(i) for i in idx[:5]) + (", ..." if idx.size > 5 else "")
+    return f"{idx.size} features ({shown}) {what[1]}"
+
+
+def nonfinite_features(polys: RaggedPolygons) -> np.ndarray:
+    """Indices of the geometries with a NaN or infinite x or y (sorted)."""
+    bad = ~(np.isfinite(polys.x) & np.isfinite(polys.y))
+    if not bad.any():
+        return np.empty(0, np.int64)
+    # Coordinate -> ring -> part -> geometry, by the offsets.
+    ring = np.searchsorted(polys.ring_offsets, np.flatnonzero(bad), side="right") - 1
+    part = np.searchsorted(polys.part_offsets, ring, side="right") - 1
+    return np.unique(np.searchsorted(polys.geom_offsets, part, side="right") - 1)
 
 
 def polygonal_part(g):

@@ -36,7 +36,8 @@ class TileGrid:
         if tms in QUAD_TMS:
             n = 2 ** z
             if not (0 <= x < 2 * n and 0 <= y < n):
-                raise ValueError(f"tile {(x, y, z)} is outside the {tms} grid")
+                raise ValueError(f"tile {(x, y, z)} is outside the {tms} grid (zoom {z} has "
+                                 f"{2 * n} x {n} tiles)")
             d = 180.0 / n
             left = -180.0 + x * d
             top = 90.0 - y * d
@@ -47,6 +48,12 @@ class TileGrid:
             matrix_set = morecantile.tms.get(tms)
         except Exception as exc:  # morecantile raises its own InvalidIdentifier
             raise ValueError(f"unknown tile matrix set {tms!r}") from exc
+        # morecantile computes bounds for any index, also outside the matrix (it does not
+        # check): a misnamed file would then be rasterized onto a tile that does not exist.
+        matrix = matrix_set.matrix(z)
+        if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
+            raise ValueError(f"tile {(x, y, z)} is outside the {tms} grid (zoom {z} has "
+                             f"{matrix.matrixWidth} x {matrix.matrixHeight} tiles)")
         b = matrix_set.xy_bounds(morecantile.Tile(x, y, z))
         return cls(tms, x, y, z, b.left, b.bottom, b.right, b.top, height, width,
                    matrix_set.rasterio_crs.to_string())

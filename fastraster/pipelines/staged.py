@@ -19,6 +19,7 @@ from fastraster.io.records import (
     SUMMARY_CSV,
     CsvStream,
     Report,
+    WarningTally,
     write_events,
     write_summary,
 )
@@ -45,8 +46,11 @@ def rasterize_one(job: TileFile, out_path: str, options: RasterizeOptions) -> di
         if not options.overwrite and os.path.exists(out_path):
             rec["status"] = "skipped"
             return
-        grid = TileGrid.from_tile(job.tile, job.tms, options.tile_size)
-        array, info = rasterize_file(job.path, grid, options)
+        try:
+            grid = TileGrid.from_tile(job.tile, job.tms, options.tile_size)
+        except ValueError as exc:  # a tile index outside the matrix: the file's fault
+            raise InputError(f"{job.path}: {exc}") from exc
+        array, info = rasterize_file(job.path, grid, options, warn=False)
         t_w, c_w = time.perf_counter(), time.thread_time()
         names = [s.name for s in options.stats]
         written = array.astype(options.dtype, copy=False)  # summaries describe the file
@@ -57,6 +61,7 @@ def rasterize_one(job: TileFile, out_path: str, options: RasterizeOptions) -> di
                    read_cpu_s=info["read_cpu_s"], compute_cpu_s=info["compute_cpu_s"],
                    write_cpu_s=time.thread_time() - c_w,
                    bytes_read=info["bytes_read"], repaired=info["repaired"],
+                   warnings=info["warnings"],
                    duplicates_dropped=info["duplicates_dropped"],
                    bounds=[grid.left, grid.right, grid.bottom, grid.top],
                    summary=[dict(stat=n, **band_summary(written[b]))
@@ -208,7 +213,10 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     -------
     Report
         One record per input file (``keep_records=False``: per failed file); a failing file
-        is a record with ``status="error"``, it never stops the run.
+        is a record with ``status="error"``, it never stops the run. Files rasterized with
+        warnings (no CRS, features without geometry, no polygon reaching the tile) have
+        them in their record's ``warnings``; the run then ends with one ``UserWarning``
+        giving their number and the first message.
     """
     t0 = time.perf_counter()
     options = RasterizeOptions.create(stats=stats, tile_size=tile_size, dtype=dtype,
@@ -221,6 +229,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                         n_jobs=n_jobs, backend=backend, progress=progress, desc="rasterize")
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}
+    warned = WarningTally()
     stream = CsvStream(out_dir) if summary and not keep_records else None
     try:
         with warnings.catch_warnings():
@@ -228,6 +237,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
             for rec in results:
                 if keep_records or rec["status"] == "error":
                     records[rec["path"]] = rec
+                warned.add(rec)
                 counts[rec["status"]] = counts.get(rec["status"], 0) + 1
                 if stream is not None:
                     stream.add(rec)
@@ -245,4 +255,5 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
         write_events(os.path.join(out_dir, EVENTS_CSV), report)
+    warned.warn(stacklevel=2)
     return report
