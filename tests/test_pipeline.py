@@ -185,6 +185,34 @@ def test_file_without_crs_is_assumed_in_tms_crs_with_warning(tmp_path):
     np.testing.assert_array_equal(arr, ref)
 
 
+def test_rasterize_dir_sums_up_file_warnings_once_also_without_records(tmp_path):
+    """Two files without CRS and one with: the records of those two carry the warning, and
+    the run ends with one UserWarning counting them; keep_records=False (records not kept)
+    counts them too."""
+    for x, crs in ((1524, None), (1525, None), (1526, "OGC:CRS84")):
+        tile = (x, 910, 13)
+        _write_gpkg(tmp_path / "in" / "WorldCRS84Quad" / "13" / str(x) / "910.gpkg",
+                    [_tile_box(tile)], crs=crs)
+    for keep in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = fastraster.rasterize_dir(tmp_path / "in", tmp_path / f"out{keep}",
+                                              progress=False, keep_records=keep)
+        assert report.n("ok") == 3
+        if keep:
+            no_crs = [r["path"] for r in report if r["warnings"]]
+            assert sorted(no_crs) == sorted(
+                str(tmp_path / "in" / "WorldCRS84Quad" / "13" / str(x) / "910.gpkg")
+                for x in (1524, 1525))
+            assert all(r["warnings"][0] == f"{r['path']}: has no CRS; assuming the "
+                       "WorldCRS84Quad CRS (OGC:CRS84)" for r in report if r["warnings"])
+        summary = [str(w.message) for w in caught if "rasterized with warnings" in
+                   str(w.message)]
+        assert len(summary) == 1, summary
+        assert summary[0].startswith("2 file(s) rasterized with warnings")
+        assert "has no CRS" in summary[0]
+
+
 def test_nodata_value_for_untouched_pixels():
     stats = [{"name": "c", "weight_by": "count", "property": "centroids_per_pixel",
               "nodata_val": -1},
