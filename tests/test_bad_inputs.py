@@ -342,3 +342,11 @@ def test_non_finite_coordinates_refused_in_memory(validate):
     df = geopandas.GeoDataFrame(geometry=geoms, crs="OGC:CRS84")
     with pytest.raises(ValueError, match="feature 1 has a non-finite"):
         fastraster.rasterize_tile(df, (1524, 910, Z), tms=TMS, validate=validate)
+
+
+def test_plain_reason_for_an_empty_file_given_as_a_path_object(tmp_path):
+    path = tmp_path / "WGS1984Quad" / "13" / "1524" / "910.gpkg"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="the file is empty"):
+        fastraster.rasterize_tile(path, (1524, 910, 13))
