@@ -294,8 +294,12 @@ def test_random_polygons_vs_reference_non_square(geoms):
 
 
 @settings(HYP, max_examples=30)
-@given(geoms=polygon_lists(G_MERC, max_size=4))
+@given(geoms=polygon_lists(G_MERC, max_size=4, lattice=False))
 def test_random_polygons_vs_reference_web_mercator(geoms):
+    # Off the lattice: on this inexact grid a lattice vertex "on" a pixel edge lands a few
+    # 1e-15 px to either side depending on whose transform maps it (kernel or reference), so
+    # whether a 1e-31 px^2 sliver "touches" is a coin toss; exact-grid tests cover on-edge
+    # vertices.
     check_against_reference(geoms, G_MERC)
 
 
