@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from fastraster.cli.options import print_errors, run_quietly
 from fastraster.cli.rasterize import run
 
 
@@ -36,15 +37,17 @@ def demo(out, workers):
             click.echo(f"  {rec['output']}: {rec['polygons']} polygons, "
                        f"{1000 * rec['seconds']:.1f} ms")
     click.echo(f"summary: {os.path.join(geotiffs, SUMMARY_CSV)}")
-    if report.errors:
+    if report.n("error"):
         sys.exit(1)
     preview = mosaic_preview(geotiffs, z, os.path.join(out, "preview.png"))
     click.echo(f"preview: {preview}")
-    parents = build_pyramid(geotiffs, (0, z), n_jobs=workers, overwrite=True,
-                            progress=False)
+    parents = run_quietly(build_pyramid, geotiffs, (0, z), n_jobs=workers, overwrite=True,
+                          progress=False)
+    failed = print_errors(parents)
     click.echo(f"pyramid z0-{z - 1}: {parents.summary_line()}")
-    web = render_web_tiles(geotiffs, os.path.join(out, "web_tiles"), n_jobs=workers,
-                           overwrite=True, progress=False)
+    web = run_quietly(render_web_tiles, geotiffs, os.path.join(out, "web_tiles"),
+                      n_jobs=workers, overwrite=True, progress=False)
+    failed += print_errors(web)
     click.echo(f"web tiles: {web.summary_line()}")
     click.echo(f"WMTS capabilities: {web.wmts}")
-    sys.exit(1 if parents.errors or web.errors else 0)
+    sys.exit(1 if failed else 0)

@@ -42,8 +42,8 @@ def _fail(where: str, key: str, value, problem: str, allowed: str):
     raise ValueError(f"{where}: {key} {value!r} {problem}; allowed: {allowed}")
 
 
-_VAL_RANGE_ALLOWED = ("[min, max] of two finite numbers or null (None), min <= max, e.g. "
-                      "[0, 1] or [0, null] (a null end is taken from the data per zoom)")
+_VAL_RANGE_ALLOWED = ("[min, max] of two finite numbers or null (None), e.g. [0, 1] or "
+                      "[0, null] (a null end is taken from the data per zoom)")
 
 
 def check_val_range(value, *, where: str, key: str = "val_range") -> tuple | None:
@@ -53,7 +53,9 @@ def check_val_range(value, *, where: str, key: str = "val_range") -> tuple | Non
     ------
     ValueError
         Naming ``where`` (the statistic), ``key`` and the value, when it is not two
-        finite numbers or None with min <= max.
+        finite numbers or None. (min above max is let through: pdgraster's
+        ``update_ranges`` makes such ranges itself, e.g. [None, 0] filled with a run
+        minimum of 1.5.)
     """
     if value is None:
         return None
@@ -63,9 +65,6 @@ def check_val_range(value, *, where: str, key: str = "val_range") -> tuple | Non
         if end is not None and not (_is_number(end) and math.isfinite(end)):
             _fail(where, key, value, f"has an end {end!r} that is neither a finite number "
                   f"nor null", _VAL_RANGE_ALLOWED)
-    lo, hi = value
-    if lo is not None and hi is not None and lo > hi:
-        _fail(where, key, value, "has min above max", _VAL_RANGE_ALLOWED)
     return tuple(None if v is None else float(v) for v in value)
 
 

@@ -115,6 +115,15 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidO
     return records
 
 
+def _z_bounds(z_range, tms):
+    """``(min_z, max_z or None)`` of build_pyramid's ``z_range``, checked."""
+    if z_range is None:
+        return 0, None
+    if isinstance(z_range, (list, tuple)) and len(z_range) == 2 and z_range[1] is None:
+        return check_z_range((z_range[0], z_range[0]), tms)[0], None
+    return check_z_range(z_range, tms)
+
+
 def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
                   overwrite=False, backend="loky", batch_size=8, progress=True, tms=None,
                   summary=True, cog=False) -> Report:
@@ -135,8 +144,8 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     geotiff_dir : path
         Root of ``<TMS>/<z>/<x>/<y>.tif`` (what :func:`fastraster.rasterize_dir` writes).
     z_range : (int, int), optional
-        (lowest zoom to build, zoom of the existing tiles); default ``(0, deepest zoom of
-        the GeoTIFFs of each TMS)``.
+        (lowest zoom to build, zoom of the existing tiles); a None second value (or a
+        None ``z_range``: ``(0, None)``) is the deepest zoom of the GeoTIFFs of each TMS.
     stats : list of dict, optional
         PDG statistic configurations naming the bands (default: polygon_count, coverage);
         band descriptions are matched to statistic names.
@@ -163,14 +172,13 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
         and what is allowed).
     """
     t0 = time.perf_counter()
-    if z_range is not None:
-        z_range = check_z_range(z_range, tms)
+    z_lo, z_hi = _z_bounds(z_range, tms)
     options = PyramidOptions.create(stats=stats, overwrite=overwrite, cog=cog)
     geotiff_dir = os.fspath(geotiff_dir)
     records: list[dict] = []
     z_max = None
     for tms_id, tiles in sorted(_existing(geotiff_dir, tms).items()):
-        z_min, z_max = z_range or (0, max(t[2] for t in tiles))
+        z_min, z_max = z_lo, (max(t[2] for t in tiles) if z_hi is None else z_hi)
         top = {t for t in tiles if t[2] == z_max}
         if not top or z_max == 0:
             continue
