@@ -102,7 +102,9 @@ def _check_name(name, cfg) -> str:
         raise ValueError(f"statistic {cfg!r} has no 'name'; allowed: {allowed}")
     if not isinstance(name, str) or not name.strip() or name in (".", "..") \
             or "/" in name or "\\" in name:
-        _fail(f"statistic {cfg!r}", "name", name, "cannot name a band", allowed)
+        where = f"statistic {name!r}" if isinstance(name, str) and name else \
+            f"statistic {cfg!r}"
+        _fail(where, "name", name, "cannot name a band", allowed)
     return name
 
 
