@@ -48,7 +48,8 @@ def parse_user_stats(stats, check_colors: bool = True) -> tuple[Stat, ...]:
     parsed = parse_stats(stats)
     if check_colors:
         check_palettes(parsed)
-    warn_unknown(unknown_stat_keys(stats), stacklevel=4)
+    # Points at the caller of the public function (rasterize_dir, ...) that called create().
+    warn_unknown(unknown_stat_keys(stats), stacklevel=5)
     return parsed
 
 
@@ -64,7 +65,7 @@ def load_config(config) -> PdgConfig:
     """
     pdg = parse_config(config)
     check_palettes(pdg.stats)
-    warn_unknown(pdg.unknown)
+    warn_unknown(pdg.unknown, stacklevel=4)  # the caller of RasterTiler(config)
     return pdg
 
 
