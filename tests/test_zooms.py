@@ -144,3 +144,16 @@ def test_tiler_at_z18_and_cli_pyramid_default(tmp_path, monkeypatch):
     # z17 to z14, four tiles each: the block straddles a z13 tile corner.
     assert "16 tiles: 16 ok" in result.output
     assert len(tif_files(tmp_path / "geotiff" / TMS / "14")) == 4
+
+
+def test_cli_sample_at_any_zoom(tmp_path):
+    from click.testing import CliRunner
+
+    from fastraster.cli import main
+
+    result = CliRunner().invoke(main, ["sample", str(tmp_path), "--z", "15", "--tms", TMS,
+                                       "--spacing", "60"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 4 staged z15 tiles" in result.output
+    found = sorted(p.relative_to(tmp_path).parts for p in tmp_path.rglob("*.gpkg"))
+    assert found == sorted((TMS, "15", str(x), f"{y}.gpkg") for x, y, _ in sample_tiles(15))
