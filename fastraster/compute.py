@@ -164,8 +164,8 @@ def compute_stats(polys: RaggedPolygons, grid: TileGrid, stats=None, *, centroid
 
     Parameters
     ----------
-    polys : RaggedPolygons
-        The polygons, in the grid's CRS.
+    polys : RaggedPolygons, shapely geometries or GeoArrow array
+        The polygons, in the grid's CRS (anything :func:`fastraster.ingest.to_ragged` takes).
     grid : TileGrid
         Target pixels (row 0 north).
     stats : list of dict or Stat, optional
@@ -182,6 +182,10 @@ def compute_stats(polys: RaggedPolygons, grid: TileGrid, stats=None, *, centroid
         when one is set; NaN for means, minima and maxima with no contributing polygon.
     """
     stats = parse_stats(stats)
+    if not isinstance(polys, RaggedPolygons):
+        from fastraster.ingest import to_ragged
+
+        polys = to_ragged(polys)
     if centroids is not None:
         cx, cy = (np.asarray(c, dtype=np.float64) for c in centroids)
         if cx.shape != (len(polys),) or cy.shape != (len(polys),):

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from fastraster.compute import compute_stats
-from fastraster.geometry import RaggedPolygons, repair_invalid
+from fastraster.geometry import repair_invalid
 from fastraster.grid import TileGrid
 from fastraster.io import (
     CENTROID_COLUMNS,
@@ -83,9 +83,12 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
     Parameters
     ----------
-    path_or_polygons : str, os.PathLike, GeoDataFrame or array of shapely geometries
+    path_or_polygons : str, os.PathLike, GeoDataFrame, array of shapely geometries or GeoArrow
         A staged vector file (any format GDAL reads), a GeoDataFrame (its staging centroid,
-        duplicate and attribute columns are used like a file's), or Polygons/MultiPolygons.
+        duplicate and attribute columns are used like a file's), Polygons/MultiPolygons (a
+        list, an object ndarray or a GeoSeries), or a GeoArrow array (anything with
+        ``__arrow_c_array__``/``__arrow_c_stream__`` of type geoarrow.polygon,
+        geoarrow.multipolygon, geoarrow.wkb or ogc.wkb).
         Coordinates must be in the tile matrix set's CRS.
     tile : (x, y, z)
         The tile of ``tms`` to rasterize onto.
@@ -124,9 +127,11 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
 
 def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
+    from fastraster.ingest import to_ragged
+
     columns = getattr(obj, "columns", None)
     if columns is not None and hasattr(obj, "geometry"):  # a GeoDataFrame
-        geoms = np.asarray(obj.geometry.values, dtype=object)
+        geoms = obj.geometry.values
         if centroids is None and all(c in columns for c in CENTROID_COLUMNS):
             centroids = tuple(np.asarray(obj[c], np.float64) for c in CENTROID_COLUMNS)
         dup = (np.asarray(obj[DUPLICATED_COLUMN], bool) if DUPLICATED_COLUMN in columns
@@ -140,11 +145,13 @@ def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
                 attrs[c] = np.asarray(obj[c], np.float64)
         crs = obj.crs.to_wkt() if getattr(obj, "crs", None) is not None else None
     else:
-        geoms = np.asarray(obj, dtype=object).ravel()
+        geoms = obj
         dup = None
         attrs = {k: np.asarray(v, np.float64) for k, v in (attributes or {}).items()}
         crs = None
-    polys = RaggedPolygons.from_shapely(geoms)
+    # In-memory geometries by the fastest route for their type (fastraster.ingest): GeoArrow
+    # buffers as they are, shapely geometries read from GEOS in one numba pass.
+    polys = to_ragged(geoms)
     if centroids is not None:
         centroids = tuple(np.asarray(c, np.float64) for c in centroids)
     return TileData(polys, centroids, attrs, dup, crs)
