@@ -327,25 +327,22 @@ def files_end_to_end(files, label, repeats, skip_slow, rows, tmp, gdal_floor=Fal
 # ---------------------------------------------------------------------------------------------
 
 
-def import_seconds(stmt: str, base: str = "pass", runs: int = 5) -> float:
-    """Median wall time of a fresh interpreter running ``base; stmt`` minus ``base`` alone."""
-    def run(code):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        return time.perf_counter() - t
-
-    with_stmt, without = [], []
-    for _ in range(runs):
-        with_stmt.append(run(f"{base}; {stmt}"))
-        without.append(run(base))
-    return statistics.median(with_stmt) - statistics.median(without)
+def import_seconds(stmt: str, base: str, runs: int = 7) -> float:
+    """Median seconds that ``stmt`` adds in fresh interpreters that ran ``base`` first
+    (timed inside each interpreter, so start-up noise stays out)."""
+    code = (f"{base}\nimport time\nt = time.perf_counter()\n{stmt}\n"
+            "print(time.perf_counter() - t)")
+    times = [float(subprocess.run([sys.executable, "-c", code], check=True,
+                                  capture_output=True, text=True).stdout.split()[-1])
+             for _ in range(runs)]
+    return statistics.median(times)
 
 
 def imports(rows, runs):
     base = "import fastraster.pipeline"
     for stmt in ("import fastraster.lean_tiff", "import deflate",
                  "import fastraster.lean_gpkg", "import fastraster.ingest",
-                 "import tifffile", "import imagecodecs"):
+                 "import tifffile", "import imagecodecs", "import geoarrow.pyarrow"):
         s = import_seconds(stmt, base, runs)
         rows.append(("4 import (after fastraster.pipeline)", stmt, 1000 * s, "", ""))
 
@@ -380,7 +377,7 @@ def main(argv=None):
             files_end_to_end([dense_tile()], "3 dense", args.repeats, True, rows, tmp,
                              gdal_floor=True)
     if "4" in args.only:
-        imports(rows, 5)
+        imports(rows, 7)
     print(f"\n# entry points — {os.uname().nodename}, {os.cpu_count()} CPUs, "
           f"repeats {args.repeats}\n")
     print("| group | contender | median ms | floor / baseline (ms) | ratio |")
