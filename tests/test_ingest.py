@@ -288,3 +288,23 @@ def test_rasterize_tile_geodataframe_with_staging_columns():
     assert np.array_equal(got, want, equal_nan=True)
     assert got[0].sum() == np.count_nonzero(
         keep & (cx > grid.left) & (cx <= grid.right) & (cy >= grid.bottom) & (cy < grid.top))
+
+
+def test_without_jit_the_vectorised_route_gives_the_same_arrays():
+    """Under NUMBA_DISABLE_JIT the GEOS kernel cannot run; the fallback must be taken."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import numpy as np, shapely; from fastraster import ingest; "
+            "from fastraster.geometry import RaggedPolygons as R; "
+            "g = [shapely.box(0, 0, 1, 1), None, shapely.box(0, 0, 4, 4).difference("
+            "shapely.box(1, 1, 2, 2)), shapely.MultiPolygon([shapely.box(5, 5, 6, 6)])]; "
+            "a, b = ingest.from_shapely(g), R.from_shapely(g); "
+            "print(ingest._geos_ready(), all(np.array_equal(u, v) "
+            "for u, v in zip(a.arrays, b.arrays)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1],
+                         env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    assert out.stdout.split() == ["False", "True"]
