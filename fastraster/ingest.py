@@ -169,8 +169,10 @@ def geos_to_ragged(objects_address, type_ids, start, counts, x, y, ring_offsets,
         ri0 = ri
         pi0 = pi
         full = False
+        g = 0
         if t == 3 or t == 6:
             g = _load_i64(_load_i64(objects_address + 8 * i) + 16)
+        if g != 0:
             n_parts = 1 if t == 3 else _geos_num_geoms(h, g)
             for p in range(n_parts):
                 part = g if t == 3 else _geos_geom_n(h, g, p)
@@ -307,9 +309,10 @@ def _object_array(geoms) -> np.ndarray:
 
 def _from_geos(geoms: np.ndarray, types: np.ndarray) -> RaggedPolygons:
     n = geoms.size
-    # Room for 64 vertices per polygon to start with (untouched pages cost nothing); grown
-    # x2 whenever the kernel stops on a full output.
-    cap = max(64 * n, 1024)
+    # Room for the vertices of a sample of the input, scaled up, with a margin; grown x2
+    # whenever the kernel stops on a full output.
+    sample = shapely.get_num_coordinates(geoms[:1024])
+    cap = int(1.25 * float(sample.mean()) * n) + 1024
     x = np.empty(cap)
     y = np.empty(cap)
     ring_offsets = np.empty(2 * n + 2, np.int64)

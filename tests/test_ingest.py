@@ -55,10 +55,14 @@ def test_zoo_matches_reference(route):
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_outputs_grow_past_first_guess(route):
-    # 64 vertices per polygon is the first allocation: 40 rings of 1,000 overflow it.
+    # The first allocation is sized from the first 1,024 geometries (boxes here): the
+    # 1,000-vertex rings and the holes after them overflow it several times.
     t = np.linspace(0, 2 * np.pi, 1000)
-    geoms = [shapely.Polygon(np.c_[np.cos(t) + k, np.sin(t)]) for k in range(40)]
-    geoms += [shapely.box(0, 0, 1, 1).difference(shapely.box(0.2, 0.2, 0.3, 0.3))] * 5
+    geoms = [shapely.box(k, 0, k + 1, 1) for k in range(1024)]
+    geoms += [shapely.Polygon(np.c_[np.cos(t) + k, np.sin(t)]) for k in range(40)]
+    two_holes = shapely.box(0, 0, 1, 1).difference(shapely.box(0.2, 0.2, 0.3, 0.3)).difference(
+        shapely.box(0.5, 0.5, 0.6, 0.6))
+    geoms += [two_holes] * 3000  # 9,000 rings: more than the 2 per geometry first allotted
     assert_same(ingest.from_shapely(geoms, method=route), RaggedPolygons.from_shapely(geoms))
 
 
