@@ -338,6 +338,56 @@ def files_end_to_end(files, label, repeats, skip_slow, rows, tmp, gdal_floor=Fal
     return summary
 
 
+def small_tile_breakdown(path, repeats, rows, tmp):
+    """Where one small tile's time goes with lean I/O (each step alone, round-robin)."""
+    import deflate
+
+    from fastraster.compute import compute_stats
+    from fastraster.grid import TileGrid
+    from fastraster.io import band_summary
+    from fastraster.lean_gpkg import read_staged_auto
+    from fastraster.lean_tiff import predict_float, write_geotiff_lean
+    from fastraster.pipeline import parse_tile_path
+    from fastraster.rasterize import prepare
+
+    job = parse_tile_path(path)
+    grid = TileGrid.from_tile(job.tile, job.tms)
+    data = read_staged_auto(path)
+    polys, cents, _, _ = prepare(data)
+    arr = compute_stats(polys, grid, None, centroids=cents)
+    a32 = arr.astype(np.float32)
+    pix = np.ascontiguousarray(np.moveaxis(a32, 0, -1)).reshape(grid.height, -1)
+    pred = predict_float(pix, 2).tobytes()
+    blob = deflate.zlib_compress(pred, 1)
+    fresh = Fresh(tmp)
+
+    def read_bytes():
+        with open(path, "rb") as fh:
+            fh.read()
+
+    def write_bytes():
+        with open(fresh(".bin"), "wb") as fh:
+            fh.write(blob)
+
+    t = round_robin({
+        "file bytes read (open().read())": read_bytes,
+        "lean read (sqlite3 + WKB decode)": lambda: read_staged_auto(path),
+        "validity screen (prepare)": lambda: prepare(data),
+        "compute_stats (kernels)": lambda: compute_stats(polys, grid, None, centroids=cents),
+        "band summaries (2 bands)": lambda: [band_summary(a32[b]) for b in range(2)],
+        "float predictor (numpy)": lambda: predict_float(pix, 2),
+        "deflate level 1 (libdeflate)": lambda: deflate.zlib_compress(pred, 1),
+        "write the bytes to a new file": write_bytes,
+        "write_geotiff_lean (all of the write)": lambda: write_geotiff_lean(
+            fresh(), a32, grid, ["a", "b"]),
+    }, repeats)
+    fresh.clean()
+    name = "/".join(Path(path).parts[-3:])
+    for k, v in t.items():
+        rows.append(("2 small: where the time goes", f"{name}: {k}", v, "",
+                     f"fastest {FASTEST[k]:.2f} ms"))
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Imports
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +439,7 @@ def main(argv=None):
                                                         args.skip_slow, rows, tmp)
             summaries["z15"] = files_end_to_end(z15_tiles(), "2 small: z15", args.repeats,
                                                 args.skip_slow, rows, tmp)
+            small_tile_breakdown(z15_tiles()[0], args.repeats, rows, tmp)
         if "3" in args.only:
             files_end_to_end([dense_tile()], "3 dense", args.repeats, True, rows, tmp,
                              gdal_floor=True)
