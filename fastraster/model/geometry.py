@@ -222,3 +222,26 @@ def polygonal_part(g):
     if not parts:
         return shapely.MultiPolygon()
     return shapely.union_all(parts)
+
+
+def one_chunk(column):
+    """A ChunkedArray as one Array; zero-copy when it has one chunk (combine_chunks copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def wkb_buffers(column):
+    """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, zero-copy."""
+    import pyarrow as pa
+
+    arr = one_chunk(column) if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    n = len(arr)
+    off_dtype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    validity, off_buf, data_buf = arr.buffers()[:3]
+    offsets = np.frombuffer(off_buf, dtype=off_dtype)[arr.offset:arr.offset + n + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+            else np.empty(0, np.uint8))
+    valid = (np.ones(n, bool) if validity is None or arr.null_count == 0
+             else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool))
+    return data, offsets.astype(np.int64), valid

@@ -17,7 +17,6 @@ from fastraster.io.staged import (
     read_staged,
 )
 from fastraster.model.compute import compute_bands
-from fastraster.model.geometry import RaggedPolygons
 from fastraster.model.grid import TileGrid
 from fastraster.model.repair import repair_invalid
 from fastraster.model.stats import attribute_columns
@@ -85,9 +84,12 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
     Parameters
     ----------
-    path_or_polygons : str, os.PathLike, GeoDataFrame or array of shapely geometries
+    path_or_polygons : str, os.PathLike, GeoDataFrame, array of shapely geometries or GeoArrow
         A staged vector file (any format GDAL reads), a GeoDataFrame (its staging centroid,
-        duplicate and attribute columns are used like a file's), or Polygons/MultiPolygons.
+        duplicate and attribute columns are used like a file's), Polygons/MultiPolygons (a
+        list, an object ndarray or a GeoSeries), or a GeoArrow array (anything with
+        ``__arrow_c_array__``/``__arrow_c_stream__`` of type geoarrow.polygon,
+        geoarrow.multipolygon, geoarrow.wkb or ogc.wkb).
         Coordinates must be in the tile matrix set's CRS.
     tile : (x, y, z)
         The tile of ``tms`` to rasterize onto.
@@ -126,9 +128,11 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
 
 def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
+    from fastraster.model.ingest import to_ragged
+
     columns = getattr(obj, "columns", None)
     if columns is not None and hasattr(obj, "geometry"):  # a GeoDataFrame
-        geoms = np.asarray(obj.geometry.values, dtype=object)
+        geoms = obj.geometry.values
         if centroids is None and all(c in columns for c in CENTROID_COLUMNS):
             centroids = tuple(np.asarray(obj[c], np.float64) for c in CENTROID_COLUMNS)
         dup = (np.asarray(obj[DUPLICATED_COLUMN], bool) if DUPLICATED_COLUMN in columns
@@ -142,11 +146,13 @@ def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
                 attrs[c] = np.asarray(obj[c], np.float64)
         crs = obj.crs.to_wkt() if getattr(obj, "crs", None) is not None else None
     else:
-        geoms = np.asarray(obj, dtype=object).ravel()
+        geoms = obj
         dup = None
         attrs = {k: np.asarray(v, np.float64) for k, v in (attributes or {}).items()}
         crs = None
-    polys = RaggedPolygons.from_shapely(geoms)
+    # In-memory geometries by the fastest route for their type (fastraster.ingest): GeoArrow
+    # buffers as they are, shapely geometries read from GEOS in one numba pass.
+    polys = to_ragged(geoms)
     if centroids is not None:
         centroids = tuple(np.asarray(c, np.float64) for c in centroids)
     return TileData(polys, centroids, attrs, dup, crs)
