@@ -1,8 +1,10 @@
-"""In-memory geometries -> ragged arrays: every input type and route gives, bit for bit, the
-arrays of the reference route (``shapely.to_ragged_array`` in ``RaggedPolygons.from_shapely``)
-and the same statistics."""
+"""In-memory geometries -> ragged arrays: every input type gives, bit for bit, the arrays of the
+reference route (``shapely.to_ragged_array`` in ``RaggedPolygons.from_shapely``) and the same
+statistics; the coordinate-splitting kernel against a plain-Python reference."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +13,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastraster import kernels as K
 from fastraster.model import ingest
 from fastraster.model.compute import compute_stats
 from fastraster.model.geometry import RaggedPolygons
@@ -20,13 +23,10 @@ from fastraster.sample import ice_wedge_polygons
 
 ga = pytest.importorskip("geoarrow.pyarrow")
 
-ROUTES = ("geos", "vectorised", "auto")
-
-
 def assert_same(a: RaggedPolygons, b: RaggedPolygons):
     for name, u, v in zip(("x", "y", "ring", "part", "geom"), a.arrays, b.arrays):
         assert u.dtype == v.dtype, name
-        assert np.array_equal(u, v), name
+        assert np.array_equal(u, v, equal_nan=u.dtype.kind == "f"), name
 
 
 def _zoo():
@@ -42,28 +42,38 @@ def _zoo():
                      shapely.MultiPolygon(), with_z, cw, multi], dtype=object)
 
 
-def test_geos_route_is_available_here():
-    # Otherwise the tests below would only exercise the fallback.
-    assert ingest._geos_ready()
+def _tricky():
+    """Rings that return to their first vertex before their end, or never compare equal."""
+    # A valid polygon whose hole touches the shell at the shell's first vertex: the vertices
+    # return to the first one where the shell closes, then again as the hole starts.
+    touching = shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)],
+                               [[(0, 0), (1, 2), (2, 1)]])
+    # An (invalid) bow-tie-like shell passing through its own first vertex.
+    self_touch = shapely.Polygon([(0, 0), (2, 0), (2, 2), (0, 0), (-2, 0), (-2, -2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # shapely: "invalid value"
+        with_nan = shapely.Polygon([(0, 0), (1, np.nan), (1, 1)])
+    one_part = shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])
+    repeated = shapely.Polygon([(0, 0), (0, 0), (1, 0), (1, 1)])  # repeated first vertex
+    return np.array([touching, self_touch, with_nan, one_part, repeated],
+                    dtype=object)
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_zoo_matches_reference(route):
-    geoms = _zoo()
-    assert_same(ingest.from_shapely(geoms, method=route), RaggedPolygons.from_shapely(geoms))
+def test_zoo_matches_reference():
+    for geoms in (_zoo(), _tricky(), np.concatenate([_tricky(), _zoo()])):
+        assert_same(ingest.from_shapely(geoms), RaggedPolygons.from_shapely(geoms))
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_outputs_grow_past_first_guess(route):
-    # The first allocation is sized from the first 1,024 geometries (boxes here): the
-    # 1,000-vertex rings and the holes after them overflow it several times.
-    t = np.linspace(0, 2 * np.pi, 1000)
-    geoms = [shapely.box(k, 0, k + 1, 1) for k in range(1024)]
-    geoms += [shapely.Polygon(np.c_[np.cos(t) + k, np.sin(t)]) for k in range(40)]
-    two_holes = shapely.box(0, 0, 1, 1).difference(shapely.box(0.2, 0.2, 0.3, 0.3)).difference(
-        shapely.box(0.5, 0.5, 0.6, 0.6))
-    geoms += [two_holes] * 3000  # 9,000 rings: more than the 2 per geometry first allotted
-    assert_same(ingest.from_shapely(geoms, method=route), RaggedPolygons.from_shapely(geoms))
+def test_single_ring_polygons_take_the_fast_path(monkeypatch):
+    """No ring objects are asked of GEOS when every polygon is one ring."""
+    geoms = ice_wedge_polygons((-146.5, 69.995, -146.499, 70.0), spacing_m=10, seed=2)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("get_rings called")
+
+    ref = RaggedPolygons.from_shapely(geoms)
+    monkeypatch.setattr(shapely, "get_rings", must_not_run)
+    assert_same(ingest.from_shapely(geoms), ref)
 
 
 def _ring(draw, cx, cy):
@@ -99,9 +109,8 @@ def geometries(draw):
 def test_random_arrays_match_reference(geoms):
     arr = np.array(geoms + [None], dtype=object)[:-1]  # a 1-D object array, even if empty
     ref = RaggedPolygons.from_shapely(arr)
-    for route in ROUTES:
-        assert_same(ingest.from_shapely(arr, method=route), ref)
-        assert_same(ingest.from_shapely(list(geoms), method=route), ref)
+    assert_same(ingest.from_shapely(arr), ref)
+    assert_same(ingest.from_shapely(list(geoms)), ref)
 
 
 def test_containers_list_geoseries_geometryarray():
@@ -133,7 +142,7 @@ def test_threads_share_nothing():
     out = [None] * 4
 
     def run(k):
-        out[k] = [ingest.from_shapely(geoms, method="geos") for _ in range(5)]
+        out[k] = [ingest.from_shapely(geoms) for _ in range(5)]
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
     for t in threads:
@@ -184,6 +193,11 @@ def test_separated_coordinates_are_not_copied():
     polys = ingest.from_arrow(arr)
     xbuf = arr.storage.values.values.field(0).buffers()[1]
     assert np.shares_memory(polys.x, np.frombuffer(xbuf, np.float64))
+    # The two kinds of arrays kernels get from GeoArrow (and warm_up loads): read-only
+    # coordinates with writable offsets, or everything writable.
+    assert [a.flags.writeable for a in polys.arrays] == [False, False, True, True, True]
+    inter = ingest.from_arrow(ga.as_geoarrow(arr, coord_type=ga.CoordType.INTERLEAVED))
+    assert all(a.flags.writeable for a in inter.arrays)
 
 
 def test_ogc_wkb_and_large_binary():
@@ -294,21 +308,73 @@ def test_rasterize_tile_geodataframe_with_staging_columns():
         keep & (cx > grid.left) & (cx <= grid.right) & (cy >= grid.bottom) & (cy < grid.top))
 
 
-def test_without_jit_the_vectorised_route_gives_the_same_arrays():
-    """Under NUMBA_DISABLE_JIT the GEOS kernel cannot run; the fallback must be taken."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+# ---------------------------------------------------------------------------------------------
+# The coordinate-splitting kernel against a plain-Python reference
+# ---------------------------------------------------------------------------------------------
 
-    code = ("import numpy as np, shapely; from fastraster.model import ingest; "
-            "from fastraster.model.geometry import RaggedPolygons as R; "
-            "g = [shapely.box(0, 0, 1, 1), None, shapely.box(0, 0, 4, 4).difference("
-            "shapely.box(1, 1, 2, 2)), shapely.MultiPolygon([shapely.box(5, 5, 6, 6)])]; "
-            "a, b = ingest.from_shapely(g), R.from_shapely(g); "
-            "print(ingest._geos_ready(), all(np.array_equal(u, v) "
-            "for u, v in zip(a.arrays, b.arrays)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1],
-                         env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
-    assert out.stdout.split() == ["False", "True"]
+
+def split_coordinates_ref(coords, index, single_type):
+    """Obviously correct: per geometry, its vertices, and whether the first vertex comes
+    back exactly once, at the end."""
+    n = single_type.size
+    offsets = [0]
+    for i in range(n):
+        offsets.append(offsets[-1] + sum(1 for g in index if g == i))
+    single = []
+    for i in range(n):
+        pts = [tuple(p) for p in coords[offsets[i]:offsets[i + 1]]]
+        returns = [j for j in range(1, len(pts)) if pts[j] == pts[0]]
+        single.append(bool(single_type[i]) and returns == [len(pts) - 1])
+    return coords[:, 0], coords[:, 1], np.array(offsets), np.array(single, bool)
+
+
+def run_split(coords, index, single_type):
+    n, m = single_type.size, coords.shape[0]
+    x, y = np.full(m, -1.0), np.full(m, -1.0)
+    offsets, single = np.full(n + 1, -7, np.int64), np.zeros(n, bool)
+    K.split_coordinates(np.ascontiguousarray(coords, np.float64), np.asarray(index, np.int64),
+                        np.asarray(single_type, bool), x, y, offsets, single)
+    return x, y, offsets, single
+
+
+def check_split(coords, index, single_type):
+    got = run_split(coords, index, single_type)
+    want = split_coordinates_ref(coords, index, single_type)
+    for name, u, v in zip(("x", "y", "offsets", "single"), got, want):
+        assert np.array_equal(u, v, equal_nan=name in "xy"), (name, u, v)
+
+
+def test_split_coordinates_nojit_small():
+    nan = np.nan
+    square = [(0, 0), (1, 0), (1, 1), (0, 0)]
+    holed = [(0, 0), (4, 0), (4, 4), (0, 0), (1, 1), (2, 1), (1, 1)]
+    touch = [(0, 0), (2, 0), (2, 2), (0, 0), (-2, 0), (0, 0)]
+    nan_first = [(nan, 0), (1, 0), (nan, 0)]
+    open_ring = [(0, 0), (1, 0), (1, 1)]
+    groups = [square, [], holed, touch, nan_first, open_ring, square, [(5, 5)]]
+    coords = np.array([p for g in groups for p in g], np.float64)
+    index = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    single_type = np.array([True, True, True, True, True, True, False, True])
+    check_split(coords, index, single_type)
+    x, y, offsets, single = run_split(coords, index, single_type)
+    assert single.tolist() == [True, False, False, False, False, False, False, False]
+    assert offsets.tolist() == [0, 4, 4, 11, 17, 20, 23, 27, 28]
+
+
+def test_split_coordinates_ignores_indices_out_of_range_nojit_small():
+    coords = np.array([(0, 0), (1, 0), (1, 1), (0, 0), (9, 9)], np.float64)
+    x, y, offsets, single = run_split(coords, [0, 0, 0, 0, 5], np.array([True]))
+    assert offsets.tolist() == [0, 4] and single.tolist() == [True]
+    assert x[:4].tolist() == [0, 1, 1, 0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 2.0, np.nan]),
+                                   st.sampled_from([0.0, 1.0])), max_size=6), max_size=8),
+       st.data())
+def test_split_coordinates_fuzzed_against_reference(groups, data):
+    coords = np.array([p for g in groups for p in g], np.float64).reshape(-1, 2)
+    index = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    single_type = np.array(data.draw(st.lists(st.booleans(), min_size=len(groups),
+                                              max_size=len(groups))), bool)
+    check_split(coords, index, single_type)

@@ -21,7 +21,7 @@ def test_small_kernel_tests_pass_without_jit():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "tests/test_kernels.py",
-         "tests/test_summary.py", "-k",
+         "tests/test_summary.py", "tests/test_ingest.py", "-k",
          "nojit_small", "-p", "no:cacheprovider", "-p", "no:randomly"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
