@@ -53,7 +53,8 @@ def test_gdal_reads_back_what_it_reads_from_its_own_file(tmp_path, tms, size, dt
     grid = TileGrid.from_tile(TILES[tms], tms, size)
     arr = _values(bands, grid.height, grid.width, seed=bands)
     names = [f"band {b}" for b in range(bands)]
-    write_geotiff(tmp_path / "gdal.tif", arr, grid, names, dtype=dtype, nodata=nodata)
+    write_geotiff(tmp_path / "gdal.tif", arr, grid, names, dtype=dtype, nodata=nodata,
+                  engine="gdal")
     write_geotiff_lean(tmp_path / "lean.tif", arr, grid, names, dtype=dtype, nodata=nodata)
     want, got = _read(tmp_path / "gdal.tif"), _read(tmp_path / "lean.tif")
     for key in ("crs", "wkt", "transform", "descriptions", "compression", "dtypes",
@@ -100,6 +101,54 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
         write_geotiff_lean(tmp_path / "a.tif", np.zeros((1, 16, 16)), grid, ["x"])
     assert (tmp_path / "a.tif").read_bytes() == before  # the old file is untouched
     assert_no_temp_files(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# write_geotiff's choice of writer
+# ---------------------------------------------------------------------------------------------
+
+
+def _bytes_by_engine(tmp_path, engine, **kw):
+    grid = TileGrid.from_tile((1524, 910, 13), "WorldCRS84Quad", 64)
+    arr = _values(2, 64, 64, seed=3)
+    if np.dtype(kw.get("dtype", "float32")).kind != "f":
+        arr = np.clip(np.nan_to_num(arr), 0, 1000)
+    path = tmp_path / f"{engine}-{len(list(tmp_path.iterdir()))}.tif"
+    write_geotiff(path, arr, grid, ["a", "b"], engine=engine, **kw)
+    return path.read_bytes()
+
+
+def test_auto_writes_float_tiles_lean_and_the_rest_with_gdal(tmp_path, monkeypatch):
+    monkeypatch.delenv("FASTRASTER_LEAN_IO", raising=False)
+    lean, gdal = _bytes_by_engine(tmp_path, "lean"), _bytes_by_engine(tmp_path, "gdal")
+    assert lean != gdal  # the two writers are told apart by their bytes
+    assert _bytes_by_engine(tmp_path, "auto") == lean
+    assert _bytes_by_engine(tmp_path, "auto", dtype="float64", nodata=0) == _bytes_by_engine(
+        tmp_path, "lean", dtype="float64", nodata=0)
+    # Integer samples: the lean writer declines, GDAL writes.
+    assert _bytes_by_engine(tmp_path, "auto", dtype="uint16") == _bytes_by_engine(
+        tmp_path, "gdal", dtype="uint16")
+    with pytest.raises(LeanTiffUnsupported):
+        _bytes_by_engine(tmp_path, "lean", dtype="uint16")
+    # COGs: always GDAL's COG driver.
+    cog = _bytes_by_engine(tmp_path, "auto", cog=True)
+    assert cog == _bytes_by_engine(tmp_path, "gdal", cog=True)
+    (tmp_path / "cog.tif").write_bytes(cog)
+    with rasterio.open(tmp_path / "cog.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    with pytest.raises(LeanTiffUnsupported, match="COG"):
+        _bytes_by_engine(tmp_path, "lean", cog=True)
+    with pytest.raises(ValueError, match="engine"):
+        _bytes_by_engine(tmp_path, "tifffile")
+    assert_no_temp_files(tmp_path)
+
+
+def test_environment_switches_the_lean_writer_off(tmp_path, monkeypatch):
+    gdal = _bytes_by_engine(tmp_path, "gdal")
+    monkeypatch.setenv("FASTRASTER_LEAN_IO", "0")
+    assert _bytes_by_engine(tmp_path, "auto") == gdal
+    monkeypatch.setenv("FASTRASTER_LEAN_IO", "1")
+    assert _bytes_by_engine(tmp_path, "auto") == _bytes_by_engine(tmp_path, "lean")
 
 
 def test_predictor_inverts_like_libtiff():

@@ -40,6 +40,16 @@ _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4
 _SHORT, _LONG, _DOUBLE = 3, 4, 12
 
 
+#: Set to ``0`` to write every GeoTIFF through GDAL and read every staged file through
+#: pyogrio (the lean writer and reader off), e.g. to rule them out when chasing a problem.
+LEAN_IO_ENV = "FASTRASTER_LEAN_IO"
+
+
+def lean_io_enabled() -> bool:
+    """False if the environment variable :data:`LEAN_IO_ENV` is ``0``."""
+    return os.environ.get(LEAN_IO_ENV, "1").strip() != "0"
+
+
 class LeanTiffUnsupported(ValueError):
     """The lean writer does not handle this output (GDAL does:
     :func:`fastraster.io.geotiff.write_geotiff`)."""
