@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import struct
+import warnings
 
 import numpy as np
 import pyogrio.raw
@@ -205,6 +206,26 @@ def test_hands_over_to_pyogrio(tmp_path, monkeypatch, sample_staged):
     assert seen[-1] == str(src)
     assert_same_tile_data(read_staged_auto(src, max_rows=len(big.polygons)), big)
     assert seen[-1] == str(src) and len(seen) == 4  # not called again: lean read it
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "OGC:CRS84", "EPSG:3857", None])
+def test_crs_means_what_gdal_reads(tmp_path, crs):
+    """Every kind of CRS a staged file may carry compares as pyogrio's does; a file without
+    a CRS (GDAL's LOCAL_CS "Undefined SRS") is left to pyogrio, which reads no CRS."""
+    path = tmp_path / "c.gpkg"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyogrio: "'crs' was not provided"
+        pyogrio.raw.write(str(path), np.array([shapely.to_wkb(shapely.box(0, 0, 1, 1))],
+                                              dtype=object), [], [], driver="GPKG",
+                          geometry_type="Polygon", crs=crs)
+    want = read_staged(path).crs
+    if crs is None:
+        assert want is None
+        with pytest.raises(LeanGpkgUnsupported, match="local"):
+            read_staged_lean(path)
+    else:
+        assert CRS.from_user_input(read_staged_lean(path).crs) == CRS.from_user_input(want)
+    assert read_staged_auto(path).crs == (None if crs is None else read_staged_lean(path).crs)
 
 
 def read_staged_auto_or_error(path):

@@ -9,7 +9,7 @@ decoder as the pyogrio path. :func:`read_staged_auto` takes it for GeoPackages o
 ``max_rows`` features and pyogrio for everything else, and falls back to pyogrio whenever
 the file holds anything this reader does not handle (several layers, extensions other than
 the R-tree index, blobs without the GeoPackage header, e.g. SpatiaLite's, the extended
-GeoPackage geometry flag, non-numeric columns, undefined CRS ids).
+GeoPackage geometry flag, non-numeric columns, undefined or local CRSs).
 
 Why a row limit: Python's ``sqlite3`` builds a tuple and a bytes object per row. On PDG's
 z13 tiles (1.4k-1.7k rows) it reads in ~1.0 ms where pyogrio takes ~2.1-2.6 ms (GDAL's open
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastraster.io.geotiff_lean import lean_io_enabled
 from fastraster.io.staged import (
     CENTROID_COLUMNS,
     DUPLICATED_COLUMN,
@@ -53,11 +54,12 @@ class LeanGpkgUnsupported(Exception):
 
 def read_staged_auto(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
                      duplicated_column=DUPLICATED_COLUMN, max_rows=DEFAULT_MAX_ROWS) -> TileData:
-    """:func:`fastraster.io.staged.read_staged`, through :func:`read_staged_lean` for GeoPackages of
-    at most ``max_rows`` features (the lean reader is faster there) and whenever it can."""
+    """:func:`fastraster.io.staged.read_staged`, through :func:`read_staged_lean` for
+    GeoPackages of at most ``max_rows`` features (the lean reader is faster there) whenever it
+    can read them, unless ``FASTRASTER_LEAN_IO=0``; the same :class:`TileData` either way."""
     kw = dict(attributes=attributes, centroid_columns=centroid_columns,
               duplicated_column=duplicated_column)
-    if os.fspath(path).lower().endswith(".gpkg"):
+    if os.fspath(path).lower().endswith(".gpkg") and lean_io_enabled():
         try:
             return read_staged_lean(path, max_rows=max_rows, **kw)
         except LeanGpkgUnsupported:
@@ -229,6 +231,10 @@ def _crs(con, srs_id, path):
         return f"EPSG:{code}"
     if not definition or definition.strip().lower() == "undefined":
         raise LeanGpkgUnsupported(f"{path}: CRS {srs_id} without a definition")
+    if definition.lstrip().upper().startswith("LOCAL_CS"):
+        # GDAL writes a layer without CRS as srs_id 99999, LOCAL_CS["Undefined SRS", ...],
+        # and reads it back as no CRS: GDAL decides what such local systems mean.
+        raise LeanGpkgUnsupported(f"{path}: local (engineering) CRS {srs_id}")
     return definition
 
 
