@@ -21,6 +21,23 @@ _WKB_ERRORS = {
 }
 
 
+def readonly(a, dtype) -> np.ndarray:
+    """``a`` as a read-only, C-contiguous view (a copy only if the type or layout differs).
+
+    numba compiles, caches and loads one version of a kernel per combination of argument
+    types, and whether an array is writable is part of its type. The kernels' inputs come
+    writable from some routes (WKB decoding, shapely, numpy) and read-only from others
+    (Arrow columns and GeoArrow buffers, zero-copy; pandas columns). Handing every input
+    over read-only keeps it to one version per kernel, the one ``warm_up`` loads, whatever
+    the route; the caller's own array is not changed.
+    """
+    v = np.ascontiguousarray(a, dtype=dtype)
+    if v.flags.writeable:
+        v = v.view()
+        v.flags.writeable = False
+    return v
+
+
 @dataclass(frozen=True)
 class RaggedPolygons:
     """Polygons in the GeoArrow MultiPolygon layout.
@@ -42,6 +59,12 @@ class RaggedPolygons:
     ring_offsets: np.ndarray
     part_offsets: np.ndarray
     geom_offsets: np.ndarray
+
+    def __post_init__(self):
+        # Stored as read-only views: see :func:`readonly`.
+        for name, dtype in (("x", np.float64), ("y", np.float64), ("ring_offsets", np.int64),
+                            ("part_offsets", np.int64), ("geom_offsets", np.int64)):
+            object.__setattr__(self, name, readonly(getattr(self, name), dtype))
 
     def __len__(self) -> int:
         return self.geom_offsets.shape[0] - 1
@@ -116,7 +139,7 @@ class RaggedPolygons:
         n = offsets.shape[0] - 1
         if valid is None:
             valid = np.ones(n, dtype=np.bool_)
-        data = np.ascontiguousarray(data, dtype=np.uint8)
+        data = readonly(data, np.uint8)  # one kernel signature whoever calls (readonly)
         if n and (offsets[0] < 0 or offsets[-1] > data.size or np.any(np.diff(offsets) < 0)):
             # The kernel trusts these: the output bounds below assume disjoint byte ranges.
             raise ValueError("WKB offsets must be non-decreasing and within the data buffer")

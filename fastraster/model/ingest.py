@@ -21,8 +21,8 @@ returns, without building a Python object per polygon:
 * **GeoArrow** (anything with ``__arrow_c_array__`` or ``__arrow_c_stream__`` whose type is
   ``geoarrow.polygon``, ``geoarrow.multipolygon``, ``geoarrow.wkb`` or ``ogc.wkb``): the
   offsets and coordinates are Arrow buffers already in the kernels' layout, taken zero-copy
-  (separated coordinates; read-only arrays, whose kernel signatures ``warm_up`` loads) or
-  de-interleaved with one strided copy; WKB goes through the numba WKB decoder as files do.
+  (separated coordinates) or de-interleaved with one strided copy; WKB goes through the
+  numba WKB decoder as files do.
 """
 
 from __future__ import annotations
@@ -281,31 +281,7 @@ def _rebase(x, y, ring_offsets, part_offsets, geom_offsets) -> RaggedPolygons:
         ring_offsets = ring_offsets - c0
     if c0 or c1 != x.shape[0]:
         x, y = x[c0:c1], y[c0:c1]
-    return RaggedPolygons(*_coordinates_as_kernels_take(x, y), _writable(ring_offsets),
-                          _writable(part_offsets), _writable(geom_offsets))
-
-
-def _writable(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous writable int64 array (a copy of Arrow's read-only offsets: small).
-
-    Whether an array is read-only is part of its numba type, and each combination of types
-    is a kernel signature of its own (compiled, cached and loaded separately). Offsets are
-    always handed over writable, and coordinates either both writable or both read-only
-    (:func:`_coordinates_as_kernels_take`), so GeoArrow inputs add one set of signatures,
-    which :func:`fastraster.pipelines.staged.warm_up` loads.
-    """
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    return a if a.flags.writeable else a.copy()
-
-
-def _coordinates_as_kernels_take(x, y):
-    """x and y C-contiguous float64, zero-copy where they are; both read-only if either is."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    if x.flags.writeable != y.flags.writeable:
-        x, y = x.view(), y.view()
-        x.flags.writeable = y.flags.writeable = False
-    return x, y
+    return RaggedPolygons(x, y, ring_offsets, part_offsets, geom_offsets)
 
 
 def _nulls_empty(polys: RaggedPolygons, valid: np.ndarray) -> RaggedPolygons:

@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 
+from fastraster.io.gpkg_lean import read_staged_auto
 from fastraster.io.staged import (
     CENTROID_COLUMNS,
     DUPLICATED_COLUMN,
     InputError,
     TileData,
     check_crs,
-    read_staged,
 )
 from fastraster.model.compute import compute_bands
 from fastraster.model.grid import TileGrid
@@ -43,8 +43,12 @@ def prepare(data: TileData, *, deduplicate: bool = False, validate: str = "repai
                                      "repaired": repaired}
 
 
-def rasterize_file(path, grid: TileGrid, options: RasterizeOptions):
+def rasterize_file(path, grid: TileGrid, options: RasterizeOptions, *, reader=None):
     """Read one staged file and compute its bands on ``grid``.
+
+    ``reader``: the function reading the file (default
+    :func:`~fastraster.io.gpkg_lean.read_staged_auto`: sqlite3 for small GeoPackages, pyogrio
+    for the rest; :func:`~fastraster.pipelines.staged.warm_up` passes each in turn).
 
     Returns ``(array, info)`` where ``info`` holds polygon counts, phase wall and CPU times
     (``read_s``, ``compute_s``, ``read_cpu_s``, ``compute_cpu_s``; CPU time of this thread)
@@ -58,10 +62,10 @@ def rasterize_file(path, grid: TileGrid, options: RasterizeOptions):
     """
     stats = options.stats
     t0, c0 = time.perf_counter(), time.thread_time()
-    data = read_staged(path, attributes=attribute_columns(stats),
-                       centroid_columns=options.centroid_columns,
-                       duplicated_column=(options.duplicated_column if options.deduplicate
-                                          else None))
+    # Small GeoPackages through sqlite3, the rest through pyogrio (io/gpkg_lean.py).
+    data = (reader or read_staged_auto)(
+        path, attributes=attribute_columns(stats), centroid_columns=options.centroid_columns,
+        duplicated_column=options.duplicated_column if options.deduplicate else None)
     check_crs(path, data.crs, grid)
     t1, c1 = time.perf_counter(), time.thread_time()
     try:
