@@ -228,6 +228,24 @@ def test_crs_means_what_gdal_reads(tmp_path, crs):
     assert read_staged_auto(path).crs == (None if crs is None else read_staged_lean(path).crs)
 
 
+def test_large_files_go_to_pyogrio_unopened(monkeypatch, sample_staged):
+    from fastraster.io.gpkg_lean import MAX_ROW_BYTES
+
+    src = sorted(sample_staged.rglob("*.gpkg"))[0]
+    seen = _calls(monkeypatch)
+    tried = []
+    real = gpkg_lean.read_staged_lean
+    monkeypatch.setattr(gpkg_lean, "read_staged_lean",
+                        lambda *a, **k: tried.append(a[0]) or real(*a, **k))
+    rows = (src.stat().st_size - 1) // MAX_ROW_BYTES  # the file is just over rows x 4 KiB
+    assert_same_tile_data(read_staged_auto(src, max_rows=rows), read_staged(src))
+    assert tried == [] and seen == [str(src)]
+    # Within the size: tried, refused by its feature count, read by pyogrio.
+    assert len(read_staged(src).polygons) > rows + 1
+    read_staged_auto(src, max_rows=rows + 1)
+    assert tried == [src] and seen == [str(src)] * 2
+
+
 def read_staged_auto_or_error(path):
     try:
         return read_staged_auto(path)

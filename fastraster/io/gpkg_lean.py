@@ -14,7 +14,12 @@ GeoPackage geometry flag, non-numeric columns, undefined or local CRSs).
 Why a row limit: Python's ``sqlite3`` builds a tuple and a bytes object per row. On PDG's
 z13 tiles (1.4k-1.7k rows) it reads in ~1.0 ms where pyogrio takes ~2.1-2.6 ms (GDAL's open
 dominates); on the dense 25k-row tile 28 ms against pyogrio's 13 ms
-(``benchmarks/entry_points.py``). The garbage collector is paused during the fetch: with
+(``benchmarks/entry_points.py``). Measured again side by side on subsets of the dense
+tile (720 bytes per row; medians of 15, loaded machine): 250 rows 1.6 vs 3.4 ms, 2,000 rows
+4.4 vs 5.3 ms, 3,000 rows 9.1 vs 5.6 ms, 10,000 rows 24 vs 13 ms. Finding out that a file is
+over the limit costs a refused attempt ~0.6 ms (SQLite parses the schema on the first
+statement), so files larger than ``max_rows`` x 4 KiB go to pyogrio unopened (rows of PDG's
+real z13 tiles take ~2.3 kB). The garbage collector is paused during the fetch: with
 many live objects in the process (a worker holding geometries), its passes over the new
 row tuples took the dense read from 28 to 87 ms — the reason this route was once measured
 at 56-74 ms.
@@ -43,6 +48,9 @@ from fastraster.model.geometry import RaggedPolygons, wkb_problems
 #: crossover with pyogrio ~2-3k rows on the development VM; see the module docstring).
 DEFAULT_MAX_ROWS = 2000
 
+#: Files over ``max_rows`` times this many bytes are not tried by the lean reader.
+MAX_ROW_BYTES = 4096
+
 #: Envelope sizes in bytes by the header's envelope indicator (GeoPackage 1.x, 2.1.3).
 _ENVELOPE_BYTES = np.array([0, 32, 48, 48, 64, 0, 0, 0], np.int64)
 _NUMERIC = ("INT", "REAL", "FLOA", "DOUB", "NUMERIC", "BOOLEAN", "DECIMAL")
@@ -59,12 +67,20 @@ def read_staged_auto(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     can read them, unless ``FASTRASTER_LEAN_IO=0``; the same :class:`TileData` either way."""
     kw = dict(attributes=attributes, centroid_columns=centroid_columns,
               duplicated_column=duplicated_column)
-    if os.fspath(path).lower().endswith(".gpkg") and lean_io_enabled():
+    if (os.fspath(path).lower().endswith(".gpkg") and lean_io_enabled()
+            and not _larger_than(path, max_rows * MAX_ROW_BYTES)):
         try:
             return read_staged_lean(path, max_rows=max_rows, **kw)
         except LeanGpkgUnsupported:
             pass
     return read_staged(path, **kw)
+
+
+def _larger_than(path, nbytes) -> bool:
+    try:
+        return os.stat(path).st_size > nbytes
+    except OSError:
+        return False  # the readers report it
 
 
 def read_staged_lean(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
