@@ -151,6 +151,46 @@ def test_environment_switches_the_lean_writer_off(tmp_path, monkeypatch):
     assert _bytes_by_engine(tmp_path, "auto") == _bytes_by_engine(tmp_path, "lean")
 
 
+def _kernel_block(bands_arr, r0, c0, bh, bw):
+    from fastraster.io.geotiff_lean import predict_block, sample_words
+
+    words = sample_words(bands_arr, bands_arr.dtype)
+    shape = (bh, bw * bands_arr.shape[0] * bands_arr.dtype.itemsize)
+    planes, out = np.full(shape, 9, np.uint8), np.full(shape, 7, np.uint8)
+    return predict_block(words, r0, c0, planes, out)
+
+
+def _reference_block(bands_arr, r0, c0, bh, bw):
+    """The numpy predictor on the block cut out of the pixel-interleaved, zero-padded bands."""
+    b, h, w = bands_arr.shape
+    padded = np.zeros((b, r0 + bh, c0 + bw), bands_arr.dtype)
+    padded[:, :h, :w] = bands_arr[:, :r0 + bh, :c0 + bw]
+    block = np.moveaxis(padded[:, r0:, c0:], 0, -1).reshape(bh, bw * b)
+    return predict_float(np.ascontiguousarray(block), b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predictor_kernel_nojit_small(dtype):
+    rng = np.random.default_rng(5)
+    for bands, h, w, r0, c0, bh, bw in ((1, 5, 6, 0, 0, 5, 6), (2, 5, 6, 0, 0, 3, 6),
+                                        (3, 5, 6, 2, 4, 4, 4), (2, 7, 3, 4, 0, 4, 8),
+                                        (2, 4, 4, 8, 8, 2, 2)):
+        arr = (rng.normal(size=(bands, h, w)) * 100).astype(dtype)
+        arr[0, 0, :2] = [np.nan, -0.0]
+        got = _kernel_block(arr, r0, c0, bh, bw)
+        assert np.array_equal(got, _reference_block(arr, r0, c0, bh, bw)), (bands, r0, c0)
+
+
+def test_predictor_kernel_on_whole_tiles():
+    rng = np.random.default_rng(6)
+    arr = _values(3, 300, 260, seed=2).astype(np.float32)
+    for r0, c0 in ((0, 0), (0, 256), (256, 0), (256, 256)):
+        assert np.array_equal(_kernel_block(arr, r0, c0, 256, 256),
+                              _reference_block(arr, r0, c0, 256, 256))
+    big = rng.normal(size=(2, 64, 64))
+    assert np.array_equal(_kernel_block(big, 0, 0, 64, 64), _reference_block(big, 0, 0, 64, 64))
+
+
 def test_predictor_inverts_like_libtiff():
     """Undo the predictor as libtiff's fpAcc does (independent loop code) and compare."""
     rng = np.random.default_rng(1)

@@ -148,6 +148,14 @@ def kernel_signatures_after(warm_stats, work_stats, path, in_memory=False) -> di
         from fastraster.io.staged import read_staged
         for reader in (None, read_staged_lean, read_staged):
             rasterize_file(job.path, grid, options, reader=reader)
+        # ... and the whole task, GeoTIFF included, float32 and float64.
+        import tempfile
+        from fastraster.pipelines.staged import rasterize_one
+        with tempfile.TemporaryDirectory() as tmp:
+            for dtype in ("float32", "float64"):
+                rec = rasterize_one(job, tmp + "/" + dtype + ".tif",
+                                    RasterizeOptions.create(stats={work_stats!r}, dtype=dtype))
+                assert rec["status"] == "ok", rec
         if {in_memory!r}:
             # Every in-memory input of rasterize_tile.
             import geoarrow.pyarrow as ga

@@ -144,27 +144,44 @@ def _compressor():
 
 def encode_blocks(array: np.ndarray, dtype, block_h: int, block_w: int, tiled: bool,
                   level: int = 1) -> list[bytes]:
-    """The compressed blocks (tiles row by row, or strips) of pixel-interleaved bands."""
+    """The compressed blocks (tiles row by row, or strips) of pixel-interleaved bands
+    (PlanarConfiguration 1, GDAL's default: the samples of a pixel adjacent), each encoded
+    with the floating-point predictor (:func:`predict_block`)."""
     compress = _compressor()
     bands, h, w = array.shape
-    # Pixel interleaving (PlanarConfiguration 1, GDAL's default): samples of a pixel adjacent.
-    pix = np.ascontiguousarray(np.moveaxis(array, 0, -1), dtype=dtype)
+    words = sample_words(array, dtype)
+    size = words.itemsize
+    planes = np.empty((block_h, block_w * bands * size), np.uint8)
+    encoded = np.empty_like(planes)
     out = []
     if tiled:
-        ty, tx = -(-h // block_h), -(-w // block_w)
-        if ty * block_h != h or tx * block_w != w:  # edge tiles are padded to full size
-            padded = np.zeros((ty * block_h, tx * block_w, bands), dtype)
-            padded[:h, :w] = pix
-            pix = padded
-        tiles = pix.reshape(ty, block_h, tx, block_w * bands).transpose(0, 2, 1, 3)
-        for r in range(ty):
-            for c in range(tx):
-                out.append(compress(predict_float(tiles[r, c], bands).tobytes(), level))
-    else:
-        rows = pix.reshape(h, w * bands)
         for r0 in range(0, h, block_h):
-            out.append(compress(predict_float(rows[r0:r0 + block_h], bands).tobytes(),
-                                level))
+            for c0 in range(0, w, block_w):
+                out.append(compress(predict_block(words, r0, c0, planes, encoded), level))
+    else:
+        for r0 in range(0, h, block_h):
+            n = min(block_h, h - r0)  # the last strip may be shorter
+            out.append(compress(predict_block(words, r0, 0, planes[:n], encoded[:n]), level))
+    return out
+
+
+def sample_words(array: np.ndarray, dtype) -> np.ndarray:
+    """The bands at ``dtype`` (float32 or float64), as unsigned integers of that size."""
+    samples = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("="))
+    return samples.view(np.uint32 if samples.dtype.itemsize == 4 else np.uint64)
+
+
+def predict_block(words, r0, c0, planes, out) -> np.ndarray:
+    """One block of :func:`predict_float`'s output, from the bands' ``words`` (see
+    :func:`sample_words`): the byte planes by :func:`fastraster.kernels.byte_planes`, then
+    each byte minus the byte ``bands`` before it, mod 256. ``planes`` and ``out``: uint8
+    (block rows, block columns x bands x bytes per sample); returns ``out``."""
+    from fastraster import kernels as K
+
+    K.byte_planes(words, r0, c0, planes)
+    s = words.shape[0]
+    out[:, :s] = planes[:, :s]
+    np.subtract(planes[:, s:], planes[:, :-s], out=out[:, s:])
     return out
 
 

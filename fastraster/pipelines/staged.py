@@ -97,7 +97,8 @@ def warm_up(stats=None) -> None:
     reached the way each entry point reaches them: a one-polygon GeoPackage (written to a
     temporary folder) goes through the workers' own path
     (:func:`~fastraster.pipelines.tile.rasterize_file`) once with each reader (sqlite3, as
-    small tiles are read, and pyogrio), and the same polygon, without staging centroids,
+    small tiles are read, and pyogrio) and the lean GeoTIFF writer, and the same polygon,
+    without staging centroids,
     through :func:`~fastraster.pipelines.tile.rasterize_tile` as shapely geometry. Kernel
     inputs are handed over read-only whatever their route
     (:func:`fastraster.model.geometry.readonly`), so GeoArrow's zero-copy buffers, pandas
@@ -143,6 +144,10 @@ def load_kernels(stats: tuple[Stat, ...]) -> None:
                           geometry_type="Polygon", crs="EPSG:4326")
         for reader in (read_staged_lean, read_staged):
             array, _ = rasterize_file(path, grid, options, reader=reader)
+        # The lean GeoTIFF writer's byte planes (a signature per sample size).
+        for dtype in ("float32", "float64"):
+            write_geotiff(os.path.join(tmp, f"{dtype}.tif"), array, grid,
+                          [s.name for s in stats], dtype=dtype, engine="lean")
     band_summary(array[0].astype(np.float32))  # the summary of a float32 band (the default)
     attributes = {c: np.ones(1) for c in attribute_columns(stats)}
     rasterize_tile([poly], (0, 0, 0), tms="WGS1984Quad", tile_size=4, stats=stats,
