@@ -20,8 +20,8 @@ tenants' sustained load). The load average is printed at the start and the end. 
    (``FASTRASTER_LEAN_IO=0``), against the **physical floor** — the file's bytes read
    (``open().read()``, page cache warm) plus the output's bytes compressed (libdeflate level
    1 of the predictor-encoded bands, as the file holds them) and written to a new file — and
-   against pdgraster's method (``common.pdgraster_method``). Then where one z15 tile's time
-   goes, step by step.
+   against pdgraster's method (``common.pdgraster_method``). Then where one PDG tile's and
+   one z15 tile's time goes, step by step.
 3. Dense tile end to end against SPEC §6's I/O floor (pyogrio ``read_arrow`` of the needed
    columns + rasterio write of the same bands) and the physical floor.
 4. Import times of the modules a worker adds (fresh interpreters).
@@ -360,8 +360,10 @@ def small_tile_breakdown(path, repeats, rows, tmp):
     """Where one small tile's time goes (each step alone, round-robin)."""
     import deflate
 
+    from fastraster.io.geotiff import write_geotiff
     from fastraster.io.geotiff_lean import predict_float, write_geotiff_lean
     from fastraster.io.gpkg_lean import read_staged_auto
+    from fastraster.io.staged import read_staged
     from fastraster.io.summary import band_summary
     from fastraster.io.tilepaths import parse_tile_path
     from fastraster.model.compute import compute_stats
@@ -393,11 +395,15 @@ def small_tile_breakdown(path, repeats, rows, tmp):
         "validity screen (prepare)": lambda: prepare(data),
         "compute_stats (kernels)": lambda: compute_stats(polys, grid, None, centroids=cents),
         "band summaries (2 bands)": lambda: [band_summary(a32[b]) for b in range(2)],
-        "float predictor (numpy)": lambda: predict_float(pix, 2),
+        "float predictor (numpy reference; the writer's kernel is faster)": lambda:
+            predict_float(pix, 2),
         "deflate level 1 (libdeflate)": lambda: deflate.zlib_compress(pred, 1),
         "write the bytes to a new file": write_bytes,
         "write_geotiff_lean (all of the write)": lambda: write_geotiff_lean(
             fresh(), a32, grid, ["a", "b"]),
+        "write_geotiff through GDAL (engine='gdal')": lambda: write_geotiff(
+            fresh(), a32, grid, ["a", "b"], engine="gdal"),
+        "pyogrio read (read_staged)": lambda: read_staged(path),
     }, repeats)
     fresh.clean()
     name = "/".join(Path(path).parts[-3:])
@@ -462,7 +468,8 @@ def main(argv=None):
             s = files_end_to_end(z15_tiles(), "2 small: z15", args.repeats, args.skip_slow,
                                  rows, tmp)
             meds["z15"] = small_targets("z15", s)
-            small_tile_breakdown(z15_tiles()[0], args.repeats, rows, tmp)
+            for path in [*pdg[:1], z15_tiles()[0]]:
+                small_tile_breakdown(path, args.repeats, rows, tmp)
         if "3" in args.only:
             files_end_to_end([dense_tile()], "3 dense", args.repeats, True, rows, tmp,
                              spec_floor=True)
