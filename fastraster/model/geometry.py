@@ -52,6 +52,9 @@ class RaggedPolygons:
         Rings of part (polygon) ``p``; the first is the exterior, the rest holes.
     geom_offsets : int64 array
         Parts of geometry ``g``. A null or empty geometry has no parts.
+
+    The arrays are kept as read-only, C-contiguous views of what is passed in (converted
+    only if their type or layout differs): see :func:`readonly`.
     """
 
     x: np.ndarray
