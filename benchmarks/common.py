@@ -111,10 +111,10 @@ def read_floor(path):
 def _wkb_column(path):
     import pyogrio.raw
 
-    from fastraster.io.staged import _wkb_buffers
+    from fastraster.model.geometry import wkb_buffers
 
     meta, table = pyogrio.raw.read_arrow(path, columns=[])
-    return _wkb_buffers(table[meta.get("geometry_name") or "wkb_geometry"])
+    return wkb_buffers(table[meta.get("geometry_name") or "wkb_geometry"])
 
 
 def decode_wkb(path):

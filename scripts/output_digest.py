@@ -5,6 +5,7 @@ checks across refactors.
     python scripts/output_digest.py digest OUT [OUT ...] [--json digests.json]
     python scripts/output_digest.py make OUT        # the three reference output sets
     python scripts/output_digest.py compare a.json b.json
+    python scripts/output_digest.py rasters A B     # GeoTIFFs as GDAL reads them
 
 ``digest`` hashes every ``.tif``, ``.png`` and ``.xml`` file as is, and the CSVs without their
 run-dependent columns: ``rasters_summary.csv`` whole (it is deterministic) and
@@ -12,6 +13,9 @@ run-dependent columns: ``rasters_summary.csv`` whole (it is deterministic) and
 (timings, pids and peak RSS differ from run to run). The folder's own absolute path is
 replaced by ``<root>`` in CSV and XML text, so that two runs in different folders compare.
 Keys are paths relative to each folder, prefixed by the folder's name.
+
+``rasters`` is for changes of the GeoTIFF writer, whose bytes may differ: it compares every
+GeoTIFF of two folders as GDAL (rasterio) reads it.
 
 ``make`` writes, below OUT, with the public API only (so the same command runs against any
 version of the package on ``PYTHONPATH``):
@@ -85,6 +89,40 @@ def compare(a: dict, b: dict) -> list[str]:
     lines += [f"only in second: {k}" for k in sorted(set(b) - set(a))]
     lines += [f"differs: {k}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
     return lines
+
+
+def read_raster(path) -> dict:
+    """What GDAL reads from a GeoTIFF: every property a user of the file sees."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return {
+            "crs": src.crs.to_wkt() if src.crs else None, "transform": tuple(src.transform),
+            "nodata": repr(src.nodata), "descriptions": src.descriptions,
+            "dtypes": src.dtypes, "shape": (src.count, src.height, src.width),
+            "compression": str(src.compression), "blocks": src.block_shapes,
+            "interleaving": str(src.interleaving), "tags": src.tags(),
+            "structure": src.tags(ns="IMAGE_STRUCTURE"),
+            "values": src.read().tobytes(),  # bit for bit (NaN payloads and -0.0 included)
+        }
+
+
+def compare_rasters(a, b) -> tuple[list[str], int]:
+    """Every ``.tif`` below folder ``a`` against the same path below ``b``, as GDAL reads them:
+    (differences, one line each naming the file and properties; files compared)."""
+    a, b = Path(a), Path(b)
+    paths = sorted({p.relative_to(a) for p in a.rglob("*.tif")}
+                   | {p.relative_to(b) for p in b.rglob("*.tif")})
+    lines = []
+    for rel in paths:
+        if not (a / rel).exists() or not (b / rel).exists():
+            lines.append(f"only in {'second' if (b / rel).exists() else 'first'}: {rel}")
+            continue
+        ra, rb = read_raster(a / rel), read_raster(b / rel)
+        diff = [k for k in ra if ra[k] != rb[k]]
+        if diff:
+            lines.append(f"differs: {rel}: {', '.join(diff)}")
+    return lines, len(paths)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +219,16 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare", help="compare two digest JSON files")
     c.add_argument("a")
     c.add_argument("b")
+    r = sub.add_parser("rasters", help="compare the GeoTIFFs of two output folders as GDAL "
+                                       "reads them (values bit for bit, CRS, transform, "
+                                       "nodata, descriptions, structure, tags)")
+    r.add_argument("a")
+    r.add_argument("b")
     args = ap.parse_args(argv)
+    if args.cmd == "rasters":
+        lines, n = compare_rasters(args.a, args.b)
+        print("\n".join(lines) if lines else f"identical as GDAL reads them: {n} GeoTIFFs")
+        return 1 if lines else 0
     if args.cmd == "make":
         make(args.out)
         return 0

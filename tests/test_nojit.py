@@ -2,9 +2,11 @@
 
 The compiled and the pure-Python kernels must agree with the same independent references;
 this catches code that only works under numba's typing (or only without it). The selected
-tests are the ones named ``*nojit_small*`` in test_kernels.py, test_summary.py and
-test_fuzz_wkb.py: a few polygons on 7x7 to 16x16 grids, WKB decoding of a handful of
-geometries (corrupt ones and huge counts too), the centroid edge rule, and band medians.
+tests are the ones named ``*nojit_small*`` in test_kernels.py, test_summary.py,
+test_fuzz_wkb.py, test_ingest.py and test_geotiff_lean.py: a few polygons on 7x7 to 16x16
+grids, WKB decoding of a handful of geometries (corrupt ones and huge counts too), the
+centroid edge rule, band medians, splitting shapely's coordinates and TIFF's floating-point
+predictor.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def test_small_kernel_tests_pass_without_jit():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "tests/test_kernels.py",
-         "tests/test_summary.py", "tests/test_fuzz_wkb.py", "-k",
+         "tests/test_summary.py", "tests/test_fuzz_wkb.py", "tests/test_ingest.py",
+         "tests/test_geotiff_lean.py", "-k",
          "nojit_small", "-p", "no:cacheprovider", "-p", "no:randomly"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]

@@ -120,13 +120,20 @@ def test_bad_files_are_reported_and_never_stop_the_run(sample_staged, tmp_path):
         assert sorted(e["status"] for e in csv.DictReader(fh)) == ["error"] * 4 + ["ok"] * 2
 
 
-def test_failed_write_leaves_no_file(sample_staged, tmp_path, monkeypatch):
+@pytest.mark.parametrize("writer", ["lean", "gdal"])
+def test_failed_write_leaves_no_file(sample_staged, tmp_path, monkeypatch, writer):
     import rasterio.io
 
-    def boom(self, *a, **k):
+    import fastraster.io.geotiff_lean
+
+    def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", boom)
+    if writer == "gdal":
+        monkeypatch.setenv("FASTRASTER_LEAN_IO", "0")
+        monkeypatch.setattr(rasterio.io.DatasetWriter, "write", boom)
+    else:
+        monkeypatch.setattr(fastraster.io.geotiff_lean.os, "write", boom)
     report = fastraster.rasterize_dir(sample_staged, tmp_path, progress=False)
     assert report.n("error") == 2 and "disk full" in report[0]["error"]
     assert tif_files(tmp_path) == []

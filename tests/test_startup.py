@@ -121,9 +121,10 @@ def tile_with_attribute(sample_staged, tmp_path_factory):
     return dst
 
 
-def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
+def kernel_signatures_after(warm_stats, work_stats, path, in_memory=False) -> dict:
     """In a fresh process: {kernel: signatures} after warm_up(warm_stats), and the signatures
-    that reading and rasterizing ``path`` with ``work_stats`` added afterwards."""
+    that reading and rasterizing ``path`` with ``work_stats`` added afterwards (with both
+    readers, and with ``in_memory`` its polygons as every in-memory input type too)."""
     out = run_python(f"""
         import json
         import fastraster.kernels as K
@@ -140,8 +141,39 @@ def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
         warm_up({"" if warm_stats is None else repr(warm_stats)})
         warmed = signatures()
         job = parse_tile_path({str(path)!r})
-        rasterize_file(job.path, TileGrid.from_tile(job.tile, job.tms),
-                       RasterizeOptions.create(stats={work_stats!r}))
+        grid = TileGrid.from_tile(job.tile, job.tms)
+        options = RasterizeOptions.create(stats={work_stats!r})
+        # The workers' path with each reader: sqlite3 (small GeoPackages) and pyogrio.
+        from fastraster.io.gpkg_lean import read_staged_lean
+        from fastraster.io.staged import read_staged
+        for reader in (None, read_staged_lean, read_staged):
+            rasterize_file(job.path, grid, options, reader=reader)
+        # ... and the whole task, GeoTIFF included, float32 and float64.
+        import tempfile
+        from fastraster.pipelines.staged import rasterize_one
+        with tempfile.TemporaryDirectory() as tmp:
+            for dtype in ("float32", "float64"):
+                rec = rasterize_one(job, tmp + "/" + dtype + ".tif",
+                                    RasterizeOptions.create(stats={work_stats!r}, dtype=dtype))
+                assert rec["status"] == "ok", rec
+        if {in_memory!r}:
+            # Every in-memory input of rasterize_tile.
+            import geoarrow.pyarrow as ga
+            import geopandas as gpd
+            import pyarrow as pa
+            import shapely
+            from fastraster.pipelines.tile import rasterize_tile
+
+            df = gpd.read_file(job.path)
+            cols = [c for c in df.columns if c != "geometry"]
+            attrs = {{c: df[c].to_numpy(float) for c in cols if c.startswith("v")}}
+            geoms = df.geometry.values
+            wkb = ga.as_wkb(pa.array(shapely.to_wkb(geoms)))
+            inputs = [df, geoms, list(geoms), wkb, ga.as_geoarrow(wkb),
+                      ga.as_geoarrow(wkb, coord_type=ga.CoordType.INTERLEAVED)]
+            for obj in inputs:
+                rasterize_tile(obj, job.tile, tms=job.tms, stats={work_stats!r},
+                               attributes=None if obj is df else attrs)
         added = {{k: sorted(set(v) - set(warmed[k])) for k, v in signatures().items()}}
         print(json.dumps({{"warmed": warmed, "added": added}}))
     """)
@@ -149,7 +181,7 @@ def kernel_signatures_after(warm_stats, work_stats, path) -> dict:
 
 
 def test_warm_up_loads_every_signature_a_worker_uses(tile_with_attribute):
-    res = kernel_signatures_after(None, ALL_KINDS, tile_with_attribute)
+    res = kernel_signatures_after(None, ALL_KINDS, tile_with_attribute, in_memory=True)
     assert {k: v for k, v in res["added"].items() if v} == {}
     public = [k for k in res["warmed"] if not k.startswith("_")]
     assert public and all(res["warmed"][k] for k in public), res["warmed"]

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastraster.io.atomic import atomic_path
+from fastraster.io.geotiff_lean import LeanTiffUnsupported, lean_io_enabled, write_geotiff_lean
 from fastraster.model.grid import TileGrid
 
 
@@ -39,11 +40,47 @@ def geotiff_profile(grid: TileGrid, count: int, dtype="float32", nodata=None, co
 
 
 def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="float32",
-                  nodata=None, cog=False) -> None:
+                  nodata=None, cog=False, engine="auto") -> None:
     """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
 
     A reader (or a crashed run) never sees a half-written file under the final name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    array : (bands, height, width) array
+        Converted to ``dtype`` as numpy's ``astype`` does.
+    grid : TileGrid
+        CRS, transform and size.
+    names : sequence of str
+        Band descriptions.
+    dtype : str
+        Sample type of the file.
+    nodata : float, optional
+        The nodata tag.
+    cog : bool
+        A Cloud-Optimized GeoTIFF (always GDAL's COG driver).
+    engine : {"auto", "gdal", "lean"}
+        ``"auto"``: the lean writer (:func:`fastraster.io.geotiff_lean.write_geotiff_lean`:
+        GDAL's tags from a per-layout template, the bands compressed here; 3.0 instead of
+        4.6-4.7 ms per small tile, README "Entry points") for plain float outputs, GDAL for COGs,
+        integer samples and anything else the lean writer declines, or for every file when
+        ``FASTRASTER_LEAN_IO=0``. ``"gdal"``: always rasterio/GDAL. ``"lean"``: the lean
+        writer or :class:`~fastraster.io.geotiff_lean.LeanTiffUnsupported`. GDAL reads the
+        same CRS, transform, nodata, descriptions, structure and values from both
+        (``tests/test_geotiff_lean.py``); the bytes differ.
     """
+    if engine not in ("auto", "gdal", "lean"):
+        raise ValueError(f"engine must be 'auto', 'gdal' or 'lean', not {engine!r}")
+    if engine == "lean" or (engine == "auto" and not cog and lean_io_enabled()):
+        if cog:
+            raise LeanTiffUnsupported(f"{path}: the lean writer does not write COGs")
+        try:
+            write_geotiff_lean(path, array, grid, names, dtype=dtype, nodata=nodata)
+            return
+        except LeanTiffUnsupported:
+            if engine == "lean":
+                raise
     import rasterio
 
     profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)

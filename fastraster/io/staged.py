@@ -10,7 +10,13 @@ from functools import lru_cache
 import numpy as np
 
 from fastraster import kernels as K
-from fastraster.model.geometry import RaggedPolygons, describe_features, wkb_problems
+from fastraster.model.geometry import (
+    RaggedPolygons,
+    describe_features,
+    one_chunk,
+    wkb_buffers,
+    wkb_problems,
+)
 from fastraster.model.grid import TileGrid
 
 #: PDG staging columns (viz-staging's defaults).
@@ -69,7 +75,7 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         raise InputError(f"{path}: has no geometry column")
-    data, offsets, valid = _wkb_buffers(table[geom_name])
+    data, offsets, valid = wkb_buffers(table[geom_name])
     polys, status = RaggedPolygons.from_wkb(data, offsets, valid)
     problems = wkb_problems(status)
     if problems:
@@ -131,15 +137,10 @@ def _read_failure(path) -> str | None:
     return None
 
 
-def _one_chunk(column):
-    """A ChunkedArray as one Array; zero-copy when it has one chunk (combine_chunks copies)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
 def _column(table, name, dtype, path="<input>"):
     import pyarrow as pa
 
-    col = _one_chunk(table[name])
+    col = one_chunk(table[name])
     t = col.type
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
             or pa.types.is_decimal(t) or pa.types.is_null(t)):
@@ -150,24 +151,6 @@ def _column(table, name, dtype, path="<input>"):
         return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     # Nulls become NaN (an attribute without a value).
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
-
-
-def _wkb_buffers(column):
-    """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, zero-copy."""
-    import pyarrow as pa
-
-    arr = _one_chunk(column) if isinstance(column, pa.ChunkedArray) else column
-    if isinstance(arr, pa.ExtensionArray):
-        arr = arr.storage
-    n = len(arr)
-    off_dtype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    validity, off_buf, data_buf = arr.buffers()[:3]
-    offsets = np.frombuffer(off_buf, dtype=off_dtype)[arr.offset:arr.offset + n + 1]
-    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
-            else np.empty(0, np.uint8))
-    valid = (np.ones(n, bool) if validity is None or arr.null_count == 0
-             else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool))
-    return data, offsets.astype(np.int64), valid
 
 
 #: Spellings of WGS 84 longitude/latitude. EPSG:4326 and OGC:CRS84 differ only in axis

@@ -14,6 +14,8 @@ kernels (numpy and math only). Validation, allocation and the choice of kernel l
 ``centroid``       GEOS's polygon centroids, PDG's centroid pixels
 ``reduce``         per-pixel reductions of per-polygon values, the no-data mask
 ``wkb``            WKB decoding into ragged arrays
+``coordinates``    shapely's interleaved vertices to x, y and single rings
+``tiff``           byte planes of TIFF's float predictor (the lean GeoTIFF writer)
 ``validity``       the simple-ring pre-screen (``certainly_simple``)
 ``median``         float32 band medians
 ``_rings``         ring orientation and the certain orientation test (shared helpers)
@@ -36,6 +38,7 @@ The public kernels are re-exported here (``from fastraster import kernels as K``
 
 from fastraster.kernels.centre import centre_accumulate, prefix_sum_rows
 from fastraster.kernels.centroid import centroid_pixels, polygon_centroids
+from fastraster.kernels.coordinates import split_coordinates
 from fastraster.kernels.coverage import coverage_accumulate, coverage_finish
 from fastraster.kernels.median import float32_median
 from fastraster.kernels.reduce import (
@@ -45,6 +48,7 @@ from fastraster.kernels.reduce import (
     no_data_mask,
     scatter_reduce,
 )
+from fastraster.kernels.tiff import byte_planes
 from fastraster.kernels.touching import touching_reduce
 from fastraster.kernels.validity import certainly_simple
 from fastraster.kernels.wkb import (
@@ -60,7 +64,7 @@ from fastraster.kernels.wkb import (
 
 __all__ = ["REDUCE_MAX", "REDUCE_MIN", "REDUCE_SUM", "WKB_MALFORMED", "WKB_NONFINITE",
            "WKB_NULL", "WKB_OK", "WKB_SHORT_RING", "WKB_TRUNCATED", "WKB_UNSUPPORTED_TYPE",
-           "centre_accumulate", "centroid_pixels", "certainly_simple",
+           "byte_planes", "centre_accumulate", "centroid_pixels", "certainly_simple",
            "coverage_accumulate", "coverage_finish", "float32_median", "no_data_mask",
-           "polygon_centroids", "prefix_sum_rows", "scatter_reduce", "touching_reduce",
-           "wkb_decode"]
+           "polygon_centroids", "prefix_sum_rows", "scatter_reduce", "split_coordinates",
+           "touching_reduce", "wkb_decode"]

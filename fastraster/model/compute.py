@@ -16,8 +16,9 @@ def compute_stats(polys: RaggedPolygons, grid: TileGrid, stats=None, *, centroid
 
     Parameters
     ----------
-    polys : RaggedPolygons
-        The polygons, in the grid's CRS.
+    polys : RaggedPolygons, shapely geometries or GeoArrow array
+        The polygons, in the grid's CRS (anything :func:`fastraster.model.ingest.to_ragged`
+        takes).
     grid : TileGrid
         Target pixels (row 0 north).
     stats : list of dict or Stat, optional
@@ -33,6 +34,10 @@ def compute_stats(polys: RaggedPolygons, grid: TileGrid, stats=None, *, centroid
         Pixels with no data (no polygon area and no centroid) hold the stat's ``nodata_val``
         when one is set; NaN for means, minima and maxima with no contributing polygon.
     """
+    if not isinstance(polys, RaggedPolygons):
+        from fastraster.model.ingest import to_ragged
+
+        polys = to_ragged(polys)
     return compute_bands(polys, grid, parse_stats(stats), centroids=centroids,
                          attributes=attributes)
 

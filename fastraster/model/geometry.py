@@ -29,6 +29,23 @@ _WKB_ERRORS = {
 }
 
 
+def readonly(a, dtype) -> np.ndarray:
+    """``a`` as a read-only, C-contiguous view (a copy only if the type or layout differs).
+
+    numba compiles, caches and loads one version of a kernel per combination of argument
+    types, and whether an array is writable is part of its type. The kernels' inputs come
+    writable from some routes (WKB decoding, shapely, numpy) and read-only from others
+    (Arrow columns and GeoArrow buffers, zero-copy; pandas columns). Handing every input
+    over read-only keeps it to one version per kernel, the one ``warm_up`` loads, whatever
+    the route; the caller's own array is not changed.
+    """
+    v = np.ascontiguousarray(a, dtype=dtype)
+    if v.flags.writeable:
+        v = v.view()
+        v.flags.writeable = False
+    return v
+
+
 @dataclass(frozen=True)
 class RaggedPolygons:
     """Polygons in the GeoArrow MultiPolygon layout.
@@ -43,6 +60,9 @@ class RaggedPolygons:
         Rings of part (polygon) ``p``; the first is the exterior, the rest holes.
     geom_offsets : int64 array
         Parts of geometry ``g``. A null or empty geometry has no parts.
+
+    The arrays are kept as read-only, C-contiguous views of what is passed in (converted
+    only if their type or layout differs): see :func:`readonly`.
     """
 
     x: np.ndarray
@@ -50,6 +70,12 @@ class RaggedPolygons:
     ring_offsets: np.ndarray
     part_offsets: np.ndarray
     geom_offsets: np.ndarray
+
+    def __post_init__(self):
+        # Stored as read-only views: see :func:`readonly`.
+        for name, dtype in (("x", np.float64), ("y", np.float64), ("ring_offsets", np.int64),
+                            ("part_offsets", np.int64), ("geom_offsets", np.int64)):
+            object.__setattr__(self, name, readonly(getattr(self, name), dtype))
 
     def __len__(self) -> int:
         return self.geom_offsets.shape[0] - 1
@@ -138,7 +164,7 @@ class RaggedPolygons:
         if valid.shape != (n,):
             raise ValueError(f"valid must hold one flag per geometry ({n}), not "
                              f"{valid.shape}")
-        data = np.ascontiguousarray(data, dtype=np.uint8)
+        data = readonly(data, np.uint8)  # one kernel signature whoever calls (readonly)
         if n and (offsets[0] < 0 or offsets[-1] > data.size or np.any(np.diff(offsets) < 0)):
             # The kernel trusts these: the output bounds below assume disjoint byte ranges.
             raise ValueError("WKB offsets must be non-decreasing and within the data buffer")
@@ -269,3 +295,26 @@ def polygonal_part(g):
     if not parts:
         return shapely.MultiPolygon()
     return shapely.union_all(parts)
+
+
+def one_chunk(column):
+    """A ChunkedArray as one Array; zero-copy when it has one chunk (combine_chunks copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def wkb_buffers(column):
+    """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, zero-copy."""
+    import pyarrow as pa
+
+    arr = one_chunk(column) if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    n = len(arr)
+    off_dtype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    validity, off_buf, data_buf = arr.buffers()[:3]
+    offsets = np.frombuffer(off_buf, dtype=off_dtype)[arr.offset:arr.offset + n + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+            else np.empty(0, np.uint8))
+    valid = (np.ones(n, bool) if validity is None or arr.null_count == 0
+             else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool))
+    return data, offsets.astype(np.int64), valid

@@ -44,7 +44,7 @@ import numpy as np
 import shapely
 
 from fastraster import kernels as K
-from fastraster.model.geometry import RaggedPolygons, polygonal_part
+from fastraster.model.geometry import RaggedPolygons, polygonal_part, readonly
 from fastraster.model.grid import TileGrid
 from fastraster.model.stats import Stat
 
@@ -111,7 +111,7 @@ class Batch:
         self._coverage = None
 
     def ones(self) -> np.ndarray:
-        return np.ones(len(self.polys))
+        return readonly(np.ones(len(self.polys)), np.float64)
 
     def values(self, stat: Stat) -> np.ndarray:
         """The attribute column ``stat.property`` as float64, one value per polygon.
@@ -128,7 +128,7 @@ class Batch:
         v = np.asarray(self.attributes[prop], dtype=np.float64)
         if v.shape != (n,):
             raise ValueError(f"attribute {prop!r} has {v.shape[0]} values for {n} polygons")
-        return v
+        return readonly(v, np.float64)
 
     def centroids(self) -> tuple[np.ndarray, np.ndarray]:
         if self._centroids is None:
@@ -147,8 +147,7 @@ class Batch:
                 cx[unsure[some]], cy[unsure[some]] = shapely.get_x(c), shapely.get_y(c)
             self._centroids = (cx, cy)
         cx, cy = self._centroids
-        return (np.ascontiguousarray(cx, dtype=np.float64),
-                np.ascontiguousarray(cy, dtype=np.float64))
+        return readonly(cx, np.float64), readonly(cy, np.float64)
 
     def centroid_index(self) -> np.ndarray:
         """Flat pixel index of each polygon's centroid (PDG's edge rule), -1 for none."""

@@ -99,12 +99,15 @@ def warm_up(stats=None) -> None:
     ``rasterize_dir`` calls it in the parent before dispatching, so that the cache is filled
     once instead of by every worker compiling at the same moment. numba caches one entry per
     argument *type*, and whether an array is read-only is part of its type, so the kernels are
-    reached the way workers reach them: a one-polygon GeoPackage (written to a temporary
-    folder) goes through the workers' own path
-    (:func:`~fastraster.pipelines.tile.rasterize_file`: pyogrio read, WKB decoding,
-    validation, the statistics), and the same polygon as shapely geometry, without staging
-    centroids, through :func:`~fastraster.model.compute.compute_bands` (the path of
-    :func:`~fastraster.rasterize_tile` on in-memory geometries).
+    reached the way each entry point reaches them: a one-polygon GeoPackage (written to a
+    temporary folder) goes through the workers' own path
+    (:func:`~fastraster.pipelines.tile.rasterize_file`) once with each reader (sqlite3, as
+    small tiles are read, and pyogrio) and the lean GeoTIFF writer, and the same polygon,
+    without staging centroids,
+    through :func:`~fastraster.pipelines.tile.rasterize_tile` as shapely geometry. Kernel
+    inputs are handed over read-only whatever their route
+    (:func:`fastraster.model.geometry.readonly`), so GeoArrow's zero-copy buffers, pandas
+    columns and numpy arrays all reach the versions loaded here.
 
     The first kernel a process loads costs numba's one-off set-up (0.1-0.2 s on the 2-core
     development VM), each further signature 2-8 ms (``benchmarks/worker_ready.py``).
@@ -125,8 +128,9 @@ def load_kernels(stats: tuple[Stat, ...]) -> None:
     import pyogrio.raw
     import shapely
 
-    from fastraster.model.compute import compute_bands
-    from fastraster.model.geometry import RaggedPolygons
+    from fastraster.io.gpkg_lean import read_staged_lean
+    from fastraster.io.staged import read_staged
+    from fastraster.pipelines.tile import rasterize_tile
 
     key = frozenset((s.property, s.weight_by, s.aggregation_method) for s in stats)
     if any(s.nodata_val is not None for s in stats):
@@ -137,15 +141,22 @@ def load_kernels(stats: tuple[Stat, ...]) -> None:
     poly = shapely.Polygon([(-170, 10), (-100, 10), (-100, 80), (-170, 80)])
     columns = {**dict(zip(CENTROID_COLUMNS, ([-135.0], [45.0]))),
                **{c: [1.0] for c in attribute_columns(stats)}}
+    options = RasterizeOptions(stats=stats)
     with tempfile.TemporaryDirectory(prefix="fastraster-warm-up-") as tmp:
         path = os.path.join(tmp, "tile.gpkg")
         pyogrio.raw.write(path, np.array([shapely.to_wkb(poly)], dtype=object),
                           [np.array(v) for v in columns.values()], list(columns), driver="GPKG",
                           geometry_type="Polygon", crs="EPSG:4326")
-        array, _ = rasterize_file(path, grid, RasterizeOptions(stats=stats))
+        for reader in (read_staged_lean, read_staged):
+            array, _ = rasterize_file(path, grid, options, reader=reader)
+        # The lean GeoTIFF writer's byte planes (a signature per sample size).
+        for dtype in ("float32", "float64"):
+            write_geotiff(os.path.join(tmp, f"{dtype}.tif"), array, grid,
+                          [s.name for s in stats], dtype=dtype, engine="lean")
     band_summary(array[0].astype(np.float32))  # the summary of a float32 band (the default)
-    compute_bands(RaggedPolygons.from_shapely([poly]), grid, stats,
-                  attributes={c: np.ones(1) for c in attribute_columns(stats)})
+    attributes = {c: np.ones(1) for c in attribute_columns(stats)}
+    rasterize_tile([poly], (0, 0, 0), tms="WGS1984Quad", tile_size=4, stats=stats,
+                   attributes=attributes)
     _WARMED.append(key)
 
 

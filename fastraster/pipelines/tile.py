@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 
+from fastraster.io.gpkg_lean import read_staged_auto
 from fastraster.io.staged import (
     CENTROID_COLUMNS,
     DUPLICATED_COLUMN,
     InputError,
     TileData,
     check_crs,
-    read_staged,
 )
 from fastraster.model.compute import compute_bands
 from fastraster.model.geometry import RaggedPolygons
@@ -44,8 +44,13 @@ def prepare(data: TileData, *, deduplicate: bool = False, validate: str = "repai
                                      "repaired": repaired}
 
 
-def rasterize_file(path, grid: TileGrid, options: RasterizeOptions, *, warn: bool = True):
+def rasterize_file(path, grid: TileGrid, options: RasterizeOptions, *, warn: bool = True,
+                   reader=None):
     """Read one staged file and compute its bands on ``grid``.
+
+    ``reader``: the function reading the file (default
+    :func:`~fastraster.io.gpkg_lean.read_staged_auto`: sqlite3 for small GeoPackages, pyogrio
+    for the rest; :func:`~fastraster.pipelines.staged.warm_up` passes each in turn).
 
     Returns ``(array, info)`` where ``info`` holds polygon counts, phase wall and CPU times
     (``read_s``, ``compute_s``, ``read_cpu_s``, ``compute_cpu_s``; CPU time of this thread),
@@ -62,10 +67,10 @@ def rasterize_file(path, grid: TileGrid, options: RasterizeOptions, *, warn: boo
     """
     stats = options.stats
     t0, c0 = time.perf_counter(), time.thread_time()
-    data = read_staged(path, attributes=attribute_columns(stats),
-                       centroid_columns=options.centroid_columns,
-                       duplicated_column=(options.duplicated_column if options.deduplicate
-                                          else None))
+    # Small GeoPackages through sqlite3, the rest through pyogrio (io/gpkg_lean.py).
+    data = (reader or read_staged_auto)(
+        path, attributes=attribute_columns(stats), centroid_columns=options.centroid_columns,
+        duplicated_column=options.duplicated_column if options.deduplicate else None)
     notes = list(data.warnings)
     no_crs = check_crs(path, data.crs, grid, warn=False)
     if no_crs:
@@ -124,9 +129,12 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
     Parameters
     ----------
-    path_or_polygons : str, os.PathLike, GeoDataFrame or array of shapely geometries
+    path_or_polygons : str, os.PathLike, GeoDataFrame, array of shapely geometries or GeoArrow
         A staged vector file (any format GDAL reads), a GeoDataFrame (its staging centroid,
-        duplicate and attribute columns are used like a file's), or Polygons/MultiPolygons.
+        duplicate and attribute columns are used like a file's), Polygons/MultiPolygons (a
+        list, an object ndarray or a GeoSeries), or a GeoArrow array (anything with
+        ``__arrow_c_array__``/``__arrow_c_stream__`` of type geoarrow.polygon,
+        geoarrow.multipolygon, geoarrow.wkb or ogc.wkb).
         Coordinates must be in the tile matrix set's CRS.
     tile : (x, y, z)
         The tile of ``tms`` to rasterize onto.
@@ -166,9 +174,11 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
 
 
 def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
+    from fastraster.model.ingest import to_ragged
+
     columns = getattr(obj, "columns", None)
     if columns is not None and hasattr(obj, "geometry"):  # a GeoDataFrame
-        geoms = np.asarray(obj.geometry.values, dtype=object)
+        geoms = obj.geometry.values
         if centroids is None and all(c in columns for c in CENTROID_COLUMNS):
             centroids = tuple(np.asarray(obj[c], np.float64) for c in CENTROID_COLUMNS)
         dup = (np.asarray(obj[DUPLICATED_COLUMN], bool) if DUPLICATED_COLUMN in columns
@@ -182,11 +192,13 @@ def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
                 attrs[c] = np.asarray(obj[c], np.float64)
         crs = obj.crs.to_wkt() if getattr(obj, "crs", None) is not None else None
     else:
-        geoms = np.asarray(obj, dtype=object).ravel()
+        geoms = obj
         dup = None
         attrs = {k: np.asarray(v, np.float64) for k, v in (attributes or {}).items()}
         crs = None
-    polys = RaggedPolygons.from_shapely(geoms)
+    # In-memory geometries by the fastest route for their type (fastraster.ingest): GeoArrow
+    # buffers as they are, shapely geometries read from GEOS in one numba pass.
+    polys = to_ragged(geoms)
     if centroids is not None:
         centroids = tuple(np.asarray(c, np.float64) for c in centroids)
     return TileData(polys, centroids, attrs, dup, crs)
