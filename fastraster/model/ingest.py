@@ -31,7 +31,12 @@ import numpy as np
 import shapely
 
 from fastraster import kernels as K
-from fastraster.model.geometry import RaggedPolygons, wkb_buffers, wkb_problems
+from fastraster.model.geometry import (
+    RaggedPolygons,
+    check_finite,
+    wkb_buffers,
+    wkb_problems,
+)
 
 _POLYGON = int(shapely.GeometryType.POLYGON)
 _MULTIPOLYGON = int(shapely.GeometryType.MULTIPOLYGON)
@@ -64,10 +69,17 @@ def from_shapely(geoms) -> RaggedPolygons:
     Raises
     ------
     ValueError
-        If a geometry is of another type.
+        If a geometry is of another type, or has a NaN or infinite x or y (as
+        :meth:`RaggedPolygons.from_shapely`).
     TypeError
         If an element is not a geometry (nor None).
     """
+    polys = _from_shapely(geoms)
+    check_finite(polys)
+    return polys
+
+
+def _from_shapely(geoms) -> RaggedPolygons:
     geoms = _object_array(geoms)
     n = geoms.size
     if n == 0:
@@ -171,7 +183,9 @@ def from_arrow(obj) -> RaggedPolygons:
     Raises
     ------
     ValueError
-        For another geometry type or encoding, or WKB that is not (Multi)Polygon.
+        For another geometry type or encoding, WKB that is not (Multi)Polygon or is
+        corrupt, or a NaN or infinite x or y (as :meth:`RaggedPolygons.from_shapely`);
+        features are numbered across chunks.
     """
     import pyarrow as pa
 
@@ -196,21 +210,26 @@ def from_arrow(obj) -> RaggedPolygons:
     parts = [_arrow_chunk(c, name) for c in chunks]
     if not parts:
         return RaggedPolygons.empty()
-    return parts[0] if len(parts) == 1 else concat(parts)
+    polys = parts[0][0] if len(parts) == 1 else concat([p for p, _ in parts])
+    if name in _WKB_NAMES:
+        # The decoder checked while copying (NaN and inf too); numbered across chunks.
+        problems = wkb_problems(np.concatenate([status for _, status in parts]))
+        if problems:
+            raise ValueError("; ".join(problems))
+    else:
+        check_finite(polys)
+    return polys
 
 
-def _arrow_chunk(arr, name: str) -> RaggedPolygons:
+def _arrow_chunk(arr, name: str) -> tuple[RaggedPolygons, np.ndarray | None]:
+    """One chunk's polygons, and its WKB statuses (None for native GeoArrow)."""
     import pyarrow as pa
 
     if isinstance(arr, pa.ExtensionArray):
         arr = arr.storage
     if name in _WKB_NAMES:
         data, offsets, valid = wkb_buffers(arr)
-        polys, status = RaggedPolygons.from_wkb(data, offsets, valid)
-        problems = wkb_problems(status)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return polys
+        return RaggedPolygons.from_wkb(data, offsets, valid)
     depth = _NATIVE_NAMES[name]
     n = len(arr)
     # Walk the list levels down to the coordinates: geometry -> (part ->) ring -> vertex.
@@ -242,7 +261,7 @@ def _arrow_chunk(arr, name: str) -> RaggedPolygons:
     if arr.null_count:
         polys = _nulls_empty(polys, np.asarray(arr.is_valid().to_numpy(zero_copy_only=False),
                                                bool))
-    return polys
+    return polys, None
 
 
 def _xy(coords) -> tuple[np.ndarray, np.ndarray]:
