@@ -350,3 +350,30 @@ def test_plain_reason_for_an_empty_file_given_as_a_path_object(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(InputError, match="the file is empty"):
         fastraster.rasterize_tile(path, (1524, 910, 13))
+
+
+#: Bad inputs the lean (sqlite3) reader hands over to pyogrio: what it cannot be sure to
+#: read as GDAL does (not SQLite, no GeoPackage tables, text columns, a blob that is not a
+#: GeoPackage geometry). Every other case it reads itself.
+HANDED_OVER = {"zero_byte", "random_bytes", "truncated_gpkg", "attribute_strings",
+               "unreadable_geometry_blob"}
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_both_readers_give_the_same_outcome(run, name):
+    """Every bad input through read_staged (pyogrio) and the lean reader: the same data,
+    error or warnings; read_staged_auto (what rasterize_file uses) too."""
+    from tests.readers import assert_readers_agree
+
+    root, cases, report, _, _ = run
+    path, (status, text) = cases[name]
+    got, detail = assert_readers_agree(path, name not in HANDED_OVER, attributes=("v",))
+    if got == "error":  # a reading error: the one rasterize_dir reported
+        rec = {r["path"]: r for r in report}[str(path)]
+        assert status == "error" and text in detail and rec["error"] == detail, detail
+    else:
+        assert got == "ok"
+        if status == "error":  # refused after reading (path, CRS, tile)
+            assert text in ("cannot infer the tile from the path",
+                            "is not the WorldCRS84Quad CRS OGC:CRS84; reproject (stage) it "
+                            "first") or text.startswith("tile (99999"), text

@@ -34,9 +34,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastraster
+from fastraster.io.gpkg_lean import read_staged_auto
 from fastraster.io.staged import InputError, read_staged
 from fastraster.model.geometry import RaggedPolygons
 from tests.conftest import PDG_EXAMPLE, needs_pdg_example
+from tests.readers import assert_same_outcome, outcome
 
 N_EXAMPLES = int(os.environ.get("FASTRASTER_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=max(N_EXAMPLES // 5, 10), deadline=None, database=None,
@@ -205,8 +207,11 @@ def _well_formed(polys: RaggedPolygons):
 
 def read_or_refuse(path, tile, stats=STATS):
     """None if read and rasterized, else the InputError message (checked to name the
-    file); any other exception fails the test."""
+    file); any other exception fails the test. read_staged_auto (the lean reader, or
+    pyogrio where it hands over) must read the file as read_staged does."""
     attributes = tuple(s["property"] for s in stats if s["property"] == "v")
+    ref = outcome(read_staged, path, attributes=attributes)
+    assert_same_outcome(outcome(read_staged_auto, path, attributes=attributes), ref)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GDAL's own complaints about damaged files
         try:

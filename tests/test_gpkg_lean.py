@@ -12,32 +12,12 @@ import numpy as np
 import pyogrio.raw
 import pytest
 import shapely
-from rasterio.crs import CRS
 
 from fastraster.io import gpkg_lean
 from fastraster.io.gpkg_lean import LeanGpkgUnsupported, read_staged_auto, read_staged_lean
 from fastraster.io.staged import InputError, read_staged
 from tests.conftest import PDG_EXAMPLE, needs_pdg_example
-
-
-def assert_same_tile_data(a, b):
-    for u, v in zip(a.polygons.arrays, b.polygons.arrays):
-        assert u.dtype == v.dtype and np.array_equal(u, v)
-    assert (a.centroids is None) == (b.centroids is None)
-    if a.centroids is not None:
-        for u, v in zip(a.centroids, b.centroids):
-            assert np.array_equal(u, v, equal_nan=True)
-    assert (a.duplicated is None) == (b.duplicated is None)
-    if a.duplicated is not None:
-        assert np.array_equal(a.duplicated, b.duplicated)
-    assert a.attributes.keys() == b.attributes.keys()
-    for k in a.attributes:
-        assert np.array_equal(a.attributes[k], b.attributes[k], equal_nan=True)
-    assert (a.crs is None) == (b.crs is None)
-    if a.crs is not None:
-        assert CRS.from_user_input(a.crs) == CRS.from_user_input(b.crs)
-    assert a.bytes_read == b.bytes_read
-
+from tests.readers import assert_readers_agree, assert_same_tile_data
 
 READ_ALL = dict(duplicated_column="staging_duplicated")
 
@@ -131,37 +111,171 @@ def test_every_envelope_size_and_header_byte_order(tmp_path, indicator, little):
     assert_same_tile_data(read_staged_lean(path), want)
 
 
-def test_truncated_header_names_file_and_feature(tmp_path):
-    path = tmp_path / "bad.gpkg"
-    _write(path, [shapely.box(0, 0, 1, 1), shapely.box(1, 1, 2, 2)])
-    blobs = iter([None, b"GP\0\x03\0\0"])
-    _rewrite_blobs(path, lambda b: next(blobs) or b)
-    with pytest.raises(InputError, match=rf"{path}: feature 1 has a truncated GeoPackage"):
-        read_staged_lean(path)
-    # The envelope says 32 bytes, the blob stops before.
-    path = tmp_path / "bad2.gpkg"
-    _write(path, [shapely.box(0, 0, 1, 1), shapely.box(1, 1, 2, 2)])
-    _rewrite_blobs(path, lambda b: b[:20])
-    with pytest.raises(InputError, match=rf"{path}: feature 0 has a truncated GeoPackage"):
-        read_staged_lean(path)
+_WKB = shapely.to_wkb(shapely.box(0, 0, 1, 1))
+
+#: Geometry blobs of feature 1 (of 3 boxes): (blob, whether the lean reader reads the file).
+#: GDAL reads a blob whose GeoPackage header is damaged or not standard as a null geometry
+#: (read_staged warns), or converts it (extended): the lean reader hands such files over.
+BLOBS = {
+    "not_gpkg_5_bytes": (b"\x01\x03\x00\x00\x00", False),
+    "header_truncated": (b"GP\0\x03\0\0", False),
+    "envelope_past_the_end": (b"GP\0\x03" + b"\0" * 12, False),
+    "version_1": (b"GP\x01\x01" + b"\0" * 4 + _WKB, False),
+    "extended": (b"GP\0\x21" + b"\0" * 4 + _WKB, False),
+    "envelope_code_5": (b"GP\0\x0b" + b"\0" * 4 + _WKB, False),
+    "bad_magic": (b"GX\0\x01" + b"\0" * 4 + _WKB, False),
+    "plain_wkb": (_WKB, False),
+    "text": ("hello", False),
+    "empty_flag_with_a_polygon": (b"GP\0\x11" + b"\0" * 4 + _WKB, True),
+    "empty_flag_empty_polygon": (b"GP\0\x11" + b"\0" * 4
+                                 + shapely.to_wkb(shapely.Polygon()), True),
+    "zero_length": (b"", True),
+    "header_only": (b"GP\0\x01" + b"\0" * 4, True),
+    "truncated_wkb": (b"GP\0\x01" + b"\0" * 4 + _WKB[:-8], True),
+    "linestring": (b"GP\0\x01" + b"\0" * 4
+                   + shapely.to_wkb(shapely.LineString([(0, 0), (1, 1)])), True),
+    "nan_coordinate": (b"GP\0\x01" + b"\0" * 4 + struct.pack(
+        "<BIII8d", 1, 3, 1, 4, 0, 0, 1, np.nan, 1, 1, 0, 0), True),
+    "big_endian_header": (b"GP\0\x00\0\0\x10\xe6" + _WKB, True),
+    "null": (None, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLOBS))
+def test_damaged_blobs_read_as_gdal_reads_them(tmp_path, name):
+    blob, lean_reads = BLOBS[name]
+    path = tmp_path / "b.gpkg"
+    _write(path, [shapely.box(0, 0, 1, 1)] * 3)
+    _rewrite_blobs(path, lambda b: b)  # drops the triggers
+    con = sqlite3.connect(path)
+    con.execute('UPDATE "t" SET geom = ? WHERE fid = 2', (blob,))
+    con.commit()
+    con.close()
+    status, got = assert_readers_agree(path, lean_reads)
+    if status == "ok":
+        no_geometry = np.diff(got.polygons.geom_offsets)[1] == 0
+        assert bool(got.warnings) == no_geometry
+        if no_geometry:
+            assert got.warnings == [f"{path}: feature 1 has no geometry (null, empty or a "
+                                    "blob GDAL cannot read): it adds no area"]
 
 
 def test_truncated_wkb_names_file(tmp_path):
     path = tmp_path / "bad.gpkg"
     _write(path, [shapely.box(0, 0, 1, 1), shapely.box(1, 1, 2, 2)])
     _rewrite_blobs(path, lambda b: b[:-8])
-    with pytest.raises(InputError, match=rf"{path}: 2 feature\(s\) \(0, 1\) has truncated"):
+    with pytest.raises(InputError, match=rf"^{path}: 2 features \(0, 1\) have truncated "
+                                         "WKB$"):
         read_staged_lean(path)
+    assert_readers_agree(path, True)
 
 
 def test_other_geometry_types_are_refused_like_pyogrio(tmp_path):
     path = tmp_path / "line.gpkg"
     _write(path, [shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0), (1, 1)])])
-    with pytest.raises(InputError, match=r"feature\(s\) \(1\) is not a Polygon") as lean:
+    with pytest.raises(InputError, match=rf"^{path}: feature 1 is not a Polygon or "
+                                         "MultiPolygon$"):
         read_staged_lean(path)
-    with pytest.raises(InputError) as ref:
-        read_staged(path)
-    assert str(lean.value) == str(ref.value)
+    assert_readers_agree(path, True)
+
+
+#: Values stored against their column's declared type (SQLite's dynamic typing), and what
+#: GDAL reads (pinned: the lean reader must not read such files differently).
+ODD_VALUES = {
+    "INTEGER": ([1.5, 1e300, "abc", "12", b"\x01"], [1, 2**63 - 1, 0, 12, 0]),
+    "REAL": (["abc", "1.5abc", "inf", "1_000", b"12"], [0.0, 1.5, 0.0, 1.0, 12.0]),
+    "BOOLEAN": ([2, -1, 0.5, "abc", "true"], [True, True, False, False, False]),
+}
+
+
+@pytest.mark.parametrize("declared", sorted(ODD_VALUES))
+def test_values_against_the_declared_type_go_to_gdal(tmp_path, declared):
+    odd, gdal_reads = ODD_VALUES[declared]
+    clean = {"INTEGER": [7, None, -3, 0, 2**53 + 1], "REAL": [0.1, None, -2.5, 1e300, 3],
+             "BOOLEAN": [0, 1, None, 1, 0]}[declared]
+    for label, values, lean_reads in (("odd", odd, False), ("clean", clean, True)):
+        path = tmp_path / f"{label}.gpkg"
+        _write(path, [shapely.box(i, 0, i + 1, 1) for i in range(5)])
+        _rewrite_blobs(path, lambda b: b)
+        con = sqlite3.connect(path)
+        con.execute(f'ALTER TABLE "t" ADD COLUMN "v" {declared}')
+        for fid, v in enumerate(values, 1):
+            con.execute('UPDATE "t" SET v = ? WHERE fid = ?', (v, fid))
+        con.commit()
+        con.close()
+        status, got = assert_readers_agree(path, lean_reads, attributes=("v",),
+                                           duplicated_column="v")
+        assert status == "ok"
+        if label == "odd":
+            np.testing.assert_array_equal(got.attributes["v"], np.array(gdal_reads, float))
+        else:
+            want = np.array([np.nan if v is None else v for v in values], float)
+            if declared == "BOOLEAN":
+                want = np.where(np.isnan(want), np.nan, want != 0)
+            np.testing.assert_array_equal(got.attributes["v"], want)
+            np.testing.assert_array_equal(got.duplicated, np.nan_to_num(want) != 0)
+
+
+#: Declared types GDAL does not read as 64-bit numbers, and whether the lean reader then
+#: reads the file itself (GDAL drops the column: "has no attribute column", from both).
+OTHER_TYPES = {"FLOAT": False, "MEDIUMINT": False, "SMALLINT": False, "TINYINT": False,
+               "BIGINT": True, "DOUBLE PRECISION": True, "DECIMAL(10,2)": True, "BOOL": True,
+               "TEXT": False, "DATETIME": False, "": False}
+
+
+@pytest.mark.parametrize("declared", sorted(OTHER_TYPES))
+def test_columns_gdal_reads_otherwise(tmp_path, declared):
+    """GDAL narrows FLOAT to float32 and SMALLINT to int16, drops BIGINT and DOUBLE
+    PRECISION ("not supported"), reads TEXT and dates as such: the lean reader gives what
+    GDAL gives (a missing column) or hands the file over."""
+    path = tmp_path / "t.gpkg"
+    _write(path, [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)])
+    _rewrite_blobs(path, lambda b: b)
+    con = sqlite3.connect(path)
+    con.execute(f'ALTER TABLE "t" ADD COLUMN "v" {declared}')
+    con.execute('UPDATE "t" SET v = 0.1')
+    con.commit()
+    con.close()
+    status, detail = assert_readers_agree(path, OTHER_TYPES[declared], attributes=("v",))
+    if OTHER_TYPES[declared]:
+        assert (status, detail) == ("error", f"{path}: has no attribute column 'v' (a "
+                                             "statistic needs it)")
+
+
+@pytest.mark.parametrize("name", ["fid", "geom"])
+def test_fid_and_geometry_are_not_attribute_columns(tmp_path, name):
+    path = tmp_path / "t.gpkg"
+    _write(path, [shapely.box(0, 0, 1, 1)], v=np.array([1.0]))
+    status, message = assert_readers_agree(path, name == "fid", attributes=(name,))
+    assert status == "error"
+    assert message.startswith(f"{path}: ")
+
+
+def test_layers_as_gdal_lists_them(tmp_path):
+    """Extra tables or views (GDAL lists them as layers too), a table registered as
+    attributes, a features table missing or renamed, gpkg_contents missing: GDAL decides."""
+    sql = {
+        "extra_table": "CREATE TABLE aaa (a INTEGER)",
+        "view": 'CREATE VIEW vvv AS SELECT * FROM "t"',
+        "attributes_table": "CREATE TABLE attrs (id INTEGER PRIMARY KEY, a REAL); INSERT "
+                            "INTO gpkg_contents (table_name, data_type, identifier) VALUES "
+                            "('attrs', 'attributes', 'attrs')",
+        "table_renamed": 'ALTER TABLE "t" RENAME TO other',
+        "table_dropped": 'DROP TABLE "t"',
+        "contents_dropped": "DROP TABLE gpkg_contents",
+        "srs_dropped": "DROP TABLE gpkg_spatial_ref_sys",
+        "data_type_tiles": "UPDATE gpkg_contents SET data_type = 'tiles'",
+        "no_integer_primary_key": 'CREATE TABLE t2 AS SELECT * FROM "t"; DROP TABLE "t"; '
+                                  'ALTER TABLE t2 RENAME TO "t"',
+    }
+    for name, statement in sql.items():
+        path = tmp_path / f"{name}.gpkg"
+        _write(path, [shapely.box(0, 0, 1, 1)], v=np.array([1.0]))
+        _rewrite_blobs(path, lambda b: b)
+        con = sqlite3.connect(path)
+        con.executescript(statement)
+        con.close()
+        assert_readers_agree(path, False, attributes=("v",))
 
 
 def _calls(monkeypatch):
@@ -209,23 +323,44 @@ def test_hands_over_to_pyogrio(tmp_path, monkeypatch, sample_staged):
 
 
 @pytest.mark.parametrize("crs", ["EPSG:4326", "OGC:CRS84", "EPSG:3857", None])
-def test_crs_means_what_gdal_reads(tmp_path, crs):
-    """Every kind of CRS a staged file may carry compares as pyogrio's does; a file without
-    a CRS (GDAL's LOCAL_CS "Undefined SRS") is left to pyogrio, which reads no CRS."""
-    path = tmp_path / "c.gpkg"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # pyogrio: "'crs' was not provided"
-        pyogrio.raw.write(str(path), np.array([shapely.to_wkb(shapely.box(0, 0, 1, 1))],
-                                              dtype=object), [], [], driver="GPKG",
-                          geometry_type="Polygon", crs=crs)
-    want = read_staged(path).crs
+def test_crs_is_what_gdal_reads(tmp_path, crs, monkeypatch):
+    """Every kind of CRS a staged file may carry, GDAL's "Undefined SRS" (LOCAL_CS, read as
+    no CRS) and unparsable or damaged definitions: the lean reader's CRS is pyogrio's, asked
+    of GDAL once per spatial reference row."""
+    import pyogrio
+
+    calls = []
+    real = pyogrio.read_info
+    monkeypatch.setattr(pyogrio, "read_info", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(gpkg_lean, "_GDAL_LAYERS", {})
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"c{k}.gpkg"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pyogrio: "'crs' was not provided"
+            pyogrio.raw.write(str(path), np.array([shapely.to_wkb(shapely.box(0, 0, 1, 1))],
+                                                  dtype=object), [], [], driver="GPKG",
+                              geometry_type="Polygon", crs=crs)
+        paths.append(path)
+    want = read_staged(paths[0]).crs
+    assert (want is None) == (crs is None)
+    for path in paths:
+        assert_readers_agree(path, True)
+    assert len(calls) == 1  # the second file has the same row: GDAL's answer is kept
     if crs is None:
-        assert want is None
-        with pytest.raises(LeanGpkgUnsupported, match="local"):
-            read_staged_lean(path)
-    else:
-        assert CRS.from_user_input(read_staged_lean(path).crs) == CRS.from_user_input(want)
-    assert read_staged_auto(path).crs == (None if crs is None else read_staged_lean(path).crs)
+        return
+    # A definition damaged (or just one GDAL cannot parse), and an EPSG code that is not.
+    for k, sql in enumerate([
+            "UPDATE gpkg_spatial_ref_sys SET definition = replace(definition, '\"', '#'), "
+            "organization = 'NONE'",
+            "UPDATE gpkg_spatial_ref_sys SET organization_coordsys_id = 999999"]):
+        path = tmp_path / f"d{k}.gpkg"
+        shutil.copy(paths[0], path)
+        con = sqlite3.connect(path)
+        con.execute(sql + " WHERE srs_id = (SELECT srs_id FROM gpkg_geometry_columns)")
+        con.commit()
+        con.close()
+        assert_readers_agree(path, True)
 
 
 def test_large_files_go_to_pyogrio_unopened(monkeypatch, sample_staged):
@@ -275,3 +410,60 @@ def test_collector_state_is_restored(sample_staged):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _pages(path, name, pagetype=None):
+    """Page numbers of a table or index (SQLite's dbstat), in B-tree order."""
+    con = sqlite3.connect(path)
+    try:
+        rows = con.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ?",
+                           (name,)).fetchall()
+    except sqlite3.OperationalError:
+        pytest.skip("this sqlite3 has no dbstat")
+    finally:
+        con.close()
+    return [p for p, t in rows if pagetype is None or t == pagetype]
+
+
+def _patch(path, offset, data: bytes):
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+
+
+def test_damaged_index_of_gpkg_contents_goes_to_gdal(tmp_path):
+    """GDAL's opening query reads gpkg_contents through its indexes and fails on a damaged
+    one (found by fuzzing); the lean reader checks those tables and hands over."""
+    path = tmp_path / "t.gpkg"
+    _write(path, [shapely.box(0, 0, 1, 1)], v=np.array([1.0]))
+    page = _pages(path, "sqlite_autoindex_gpkg_contents_1")[0]
+    _patch(path, (page - 1) * 4096, b"\x42")  # not a B-tree page type
+    status, detail = assert_readers_agree(path, False, attributes=("v",))
+    assert status == "error" and "damaged" in detail, detail
+
+
+def test_rows_out_of_fid_order_go_to_gdal(tmp_path):
+    """A damaged table page whose first row's FID is larger than the next pages'. Found by
+    fuzzing a PDG tile, where such a damaged cell made GDAL (its own SQLite) stop reading
+    after 1,217 of 1,551 rows without a word while Python's SQLite read them all: the lean
+    reader sees FIDs out of order and hands the file over, whatever GDAL then makes of it
+    (here it reads all rows)."""
+    path = tmp_path / "t.gpkg"
+    n = 400
+    _write(path, [shapely.box(i, 0, i + 1, 1) for i in range(n)], v=np.arange(n, dtype=float))
+    for leaf in _pages(path, "t", "leaf")[:-1]:
+        start = (leaf - 1) * 4096
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            page = fh.read(4096)
+        assert page[0] == 0x0D  # a table leaf
+        pos = int.from_bytes(page[8:10], "big")  # its first cell: payload size, rowid
+        while page[pos] & 0x80:  # skip the payload-size varint
+            pos += 1
+        pos += 1
+        if page[pos] & 0x80 and not page[pos + 1] & 0x80:  # a 2-byte rowid (128..16383)
+            _patch(path, start + pos, b"\xff\x7f")  # rowid 16383, before rowids < 400
+            break
+    else:
+        raise AssertionError("no leaf page starting with a 2-byte rowid")
+    assert_readers_agree(path, False, attributes=("v",))

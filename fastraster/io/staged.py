@@ -77,6 +77,47 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
         raise InputError(f"{path}: has no geometry column")
     data, offsets, valid = wkb_buffers(table[geom_name])
     polys, status = RaggedPolygons.from_wkb(data, offsets, valid)
+    return checked_tile_data(
+        path, polys, status, lambda c: _column(table, c, path), set(table.column_names),
+        attributes=attributes, centroid_columns=centroid_columns,
+        duplicated_column=duplicated_column, crs=meta.get("crs"),
+        bytes_read=int(data.nbytes + offsets.nbytes))
+
+
+def checked_tile_data(path, polys: RaggedPolygons, status: np.ndarray, column, names, *,
+                      attributes, centroid_columns, duplicated_column, crs,
+                      bytes_read) -> TileData:
+    """The checks every staged-file reader shares, and the :class:`TileData` they return.
+
+    :func:`read_staged` (pyogrio) and :func:`fastraster.io.gpkg_lean.read_staged_lean`
+    (sqlite3) both end here, so a file gives the same data, the same errors (in the same
+    order) and the same warnings whichever reads it.
+
+    Parameters
+    ----------
+    path : str
+        The file, for messages.
+    polys, status
+        The decoded geometries and their statuses (:meth:`RaggedPolygons.from_wkb`).
+    column : callable
+        ``column(name)``: the file's column as float64, NaN for null; raises
+        :class:`InputError` for a column that is not numeric.
+    names : set of str
+        The file's columns.
+    attributes, centroid_columns, duplicated_column
+        As for :func:`read_staged`.
+    crs : str or None
+        The file's CRS as pyogrio reports it.
+    bytes_read : int
+        Bytes of geometry read.
+
+    Raises
+    ------
+    InputError
+        Corrupt geometries (any status but ``WKB_OK`` and ``WKB_NULL``), a non-finite
+        staging centroid of a feature with a geometry, a missing attribute column, or a
+        column ``column`` refuses.
+    """
     problems = wkb_problems(status)
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))
@@ -88,30 +129,38 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
         notes.append(f"{path}: " + describe_features(null, (
             "has no geometry (null, empty or a blob GDAL cannot read): it adds no area",
             "have no geometry (null, empty or blobs GDAL cannot read): they add no area")))
-    names = table.column_names
     centroids = None
     if centroid_columns and all(c in names for c in centroid_columns):
-        centroids = tuple(_column(table, c, np.float64, path) for c in centroid_columns)
-        # The issue-12 data rule for coordinates holds for staging centroids too: NaN
-        # would silently count the polygon nowhere. (Only rows with a geometry matter.)
-        bad = np.flatnonzero(~(np.isfinite(centroids[0]) & np.isfinite(centroids[1]))
-                             & (status == K.WKB_OK))
-        if bad.size:
-            raise InputError(f"{path}: " + describe_features(bad, (
-                f"has a non-finite (NaN, infinite or null) staging centroid "
-                f"({'/'.join(centroid_columns)})",
-                f"have non-finite (NaN, infinite or null) staging centroids "
-                f"({'/'.join(centroid_columns)})")))
+        centroids = tuple(column(c) for c in centroid_columns)
+        problem = nonfinite_centroids(centroids, status == K.WKB_OK, "/".join(centroid_columns))
+        if problem:
+            raise InputError(f"{path}: {problem}")
     duplicated = None
     if duplicated_column and duplicated_column in names:
-        duplicated = _column(table, duplicated_column, bool, path)
+        d = column(duplicated_column)
+        duplicated = ~np.isnan(d) & (d != 0)  # null: not known to be a duplicate
     attrs = {}
     for c in attributes:
         if c not in names:
             raise InputError(f"{path}: has no attribute column {c!r} (a statistic needs it)")
-        attrs[c] = _column(table, c, np.float64, path)
-    return TileData(polys, centroids, attrs, duplicated, meta.get("crs"),
-                    int(data.nbytes + offsets.nbytes), notes)
+        attrs[c] = column(c)
+    return TileData(polys, centroids, attrs, duplicated, crs, bytes_read, notes)
+
+
+def nonfinite_centroids(centroids, has_geometry: np.ndarray, label: str) -> str | None:
+    """The problem with NaN, infinite or null staging centroids of features that have a
+    geometry (``"feature 2 has a non-finite ... staging centroid (<label>)"``), or None.
+
+    The issue-12 data rule for coordinates holds for staging centroids too: NaN would
+    silently count the polygon nowhere. (A feature without geometry adds nothing anyway.)
+    """
+    bad = np.flatnonzero(~(np.isfinite(centroids[0]) & np.isfinite(centroids[1]))
+                         & has_geometry)
+    if not bad.size:
+        return None
+    return describe_features(bad, (
+        f"has a non-finite (NaN, infinite or null) staging centroid ({label})",
+        f"have non-finite (NaN, infinite or null) staging centroids ({label})"))
 
 
 def _read_failure(path) -> str | None:
@@ -137,7 +186,9 @@ def _read_failure(path) -> str | None:
     return None
 
 
-def _column(table, name, dtype, path="<input>"):
+def _column(table, name, path="<input>") -> np.ndarray:
+    """An Arrow column as float64 (nulls as NaN; booleans 0/1), or :class:`InputError` for
+    a column that does not hold numbers."""
     import pyarrow as pa
 
     col = one_chunk(table[name])
@@ -147,10 +198,8 @@ def _column(table, name, dtype, path="<input>"):
         # A TEXT column: numpy would convert "1.5" and fail on "abc" with an error naming
         # neither file nor column. Numbers stored as text are refused too, predictably.
         raise InputError(f"{path}: column {name!r} holds {t} values, not numbers")
-    if dtype is bool:
-        return np.asarray(col.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     # Nulls become NaN (an attribute without a value).
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 #: Spellings of WGS 84 longitude/latitude. EPSG:4326 and OGC:CRS84 differ only in axis
