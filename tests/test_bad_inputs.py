@@ -344,6 +344,36 @@ def test_non_finite_coordinates_refused_in_memory(validate):
         fastraster.rasterize_tile(df, (1524, 910, Z), tms=TMS, validate=validate)
 
 
+def test_non_finite_staging_centroids_refused_in_memory(tmp_path):
+    """A GeoDataFrame's staging columns are used like a file's, and refused like a file's
+    (features without a geometry aside); explicit centroids= too."""
+    import geopandas
+
+    geoms = squares(1547, 911, 4)
+    geoms[3] = None
+    w, s, _, _ = bounds(1547, 911)
+    cx = np.array([w, math.inf, w, math.nan]) + .5 * D
+    cy = np.array([s, s, math.nan, s]) + .5 * D
+    df = geopandas.GeoDataFrame({"staging_centroid_x": cx, "staging_centroid_y": cy},
+                                geometry=geoms, crs="OGC:CRS84")
+    with pytest.raises(ValueError, match=r"^2 features \(1, 2\) have non-finite \(NaN, "
+                                         r"infinite or null\) staging centroids "
+                                         r"\(staging_centroid_x/staging_centroid_y\)$"):
+        fastraster.rasterize_tile(df, (1547, 911, Z), tms=TMS, validate="none")
+    with pytest.raises(ValueError, match=r"^2 features \(1, 2\) .* \(centroids=\)$"):
+        fastraster.rasterize_tile(geoms, (1547, 911, Z), tms=TMS, centroids=(cx, cy))
+    # Only feature 3 (no geometry) without a finite centroid: counted as the file would be.
+    ok = df.iloc[[0, 3]]
+    got = fastraster.rasterize_tile(ok, (1547, 911, Z), tms=TMS, tile_size=SIZE,
+                                    stats=STATS[:1])
+    path = write(tile_path(tmp_path, 1547, 911), [geoms[0]],
+                 fields={"staging_centroid_x": cx[:1], "staging_centroid_y": cy[:1]})
+    want = fastraster.rasterize_tile(path, (1547, 911, Z), tms=TMS, tile_size=SIZE,
+                                     stats=STATS[:1])
+    assert got.sum() == 1
+    np.testing.assert_array_equal(got, want)
+
+
 def test_plain_reason_for_an_empty_file_given_as_a_path_object(tmp_path):
     path = tmp_path / "WGS1984Quad" / "13" / "1524" / "910.gpkg"
     path.parent.mkdir(parents=True)

@@ -15,6 +15,7 @@ from fastraster.io.staged import (
     InputError,
     TileData,
     check_crs,
+    nonfinite_centroids,
 )
 from fastraster.model.compute import compute_bands
 from fastraster.model.geometry import RaggedPolygons
@@ -157,6 +158,15 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
     Returns
     -------
     numpy.ndarray, float64, shape (n_stats, height, width); row 0 is the tile's north edge.
+
+    Raises
+    ------
+    InputError
+        For a file: its problem, starting with its path (see :func:`rasterize_file`).
+    ValueError
+        In memory: a geometry other than a (Multi)Polygon, a NaN or infinite coordinate, a
+        NaN, infinite or null centroid of a feature with a geometry (whatever ``validate``
+        says), a missing attribute column, or invalid polygons under ``validate="error"``.
     """
     options = RasterizeOptions.create(stats=stats, tile_size=tile_size,
                                       deduplicate=deduplicate, validate=validate,
@@ -177,10 +187,12 @@ def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
     from fastraster.model.ingest import to_ragged
 
     columns = getattr(obj, "columns", None)
+    label = "centroids="
     if columns is not None and hasattr(obj, "geometry"):  # a GeoDataFrame
         geoms = obj.geometry.values
         if centroids is None and all(c in columns for c in CENTROID_COLUMNS):
             centroids = tuple(np.asarray(obj[c], np.float64) for c in CENTROID_COLUMNS)
+            label = "/".join(CENTROID_COLUMNS)
         dup = (np.asarray(obj[DUPLICATED_COLUMN], bool) if DUPLICATED_COLUMN in columns
                else None)
         attrs = dict(attributes or {})
@@ -201,4 +213,10 @@ def _data_from_objects(obj, stats, centroids, attributes) -> TileData:
     polys = to_ragged(geoms)
     if centroids is not None:
         centroids = tuple(np.asarray(c, np.float64) for c in centroids)
+        if centroids[0].shape == centroids[1].shape == (len(polys),):  # else compute_bands
+            # The rule of staged files (io.staged.checked_tile_data): NaN counts nowhere.
+            problem = nonfinite_centroids(centroids, np.diff(polys.geom_offsets) > 0,
+                                          label)
+            if problem:
+                raise ValueError(problem)
     return TileData(polys, centroids, attrs, dup, crs)
