@@ -118,11 +118,12 @@ def checked_tile_data(path, polys: RaggedPolygons, status: np.ndarray, column, n
         staging centroid of a feature with a geometry, a missing attribute column, or a
         column ``column`` refuses.
     """
-    problems = wkb_problems(status)
+    flagged = bool(status.any())  # WKB_OK is 0: a file without problems skips the search
+    problems = wkb_problems(status) if flagged else []
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))
     notes = []
-    null = np.flatnonzero(status == K.WKB_NULL)
+    null = np.flatnonzero(status == K.WKB_NULL) if flagged else np.empty(0, np.int64)
     if null.size:
         # GDAL also hands over a geometry blob it cannot read (not a GeoPackage blob) as
         # null, without a word: say so rather than drop those features silently.
