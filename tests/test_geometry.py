@@ -6,7 +6,12 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastraster.model.geometry import RaggedPolygons, check_finite, nonfinite_features
+from fastraster.model.geometry import (
+    RaggedPolygons,
+    all_finite,
+    check_finite,
+    nonfinite_features,
+)
 
 
 def _mixed():
@@ -62,6 +67,8 @@ def test_nonfinite_features_against_a_loop(rings, seed):
     want = [i for i, (x, y) in enumerate(zip(xs, ys))
             if not all(np.isfinite(v) for v in (*x, *y))]
     assert nonfinite_features(polys).tolist() == want
+    assert all_finite(polys.x, polys.y) is (not want)
+    assert all_finite(polys.x) is all(np.isfinite(v) for x in xs for v in x)
     if want:
         with pytest.raises(ValueError, match="non-finite"):
             check_finite(polys)

@@ -53,7 +53,7 @@ from fastraster.io.staged import (
     checked_tile_data,
     read_staged,
 )
-from fastraster.model.geometry import RaggedPolygons
+from fastraster.model.geometry import RaggedPolygons, all_finite
 
 #: Feature count up to which :func:`read_staged_auto` uses the lean reader (measured
 #: crossover with pyogrio ~2-3k rows on the development VM; see the module docstring).
@@ -173,8 +173,9 @@ def _read(con, path, attributes, centroid_columns, duplicated_column, max_rows):
         if enabled:
             gc.enable()
     polys, status, nbytes = _decode(path, data, lengths)
-    if status.any() or any(np.isnan(v).any() for v in cols.values()):
-        # About to report a problem or a warning (a null or broken geometry, a null value):
+    if status.any() or not all_finite(*cols.values()):
+        # About to report a problem or a warning (a null or broken geometry, a null or
+        # infinite value):
         # rows like these are also what a damaged table page reads as, and GDAL's own
         # SQLite may then stop or fail where Python's reads on (found by fuzzing a PDG
         # tile: GDAL read 1,217 of its 1,551 rows, without a word). So the table's B-tree
@@ -199,22 +200,21 @@ def _the_layer(con, path):
     with one geometry column and no other table or view is left to GDAL.
     """
     contents = con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall()
-    # The geometry column, its spatial reference row and the header's application id and
-    # version, in one statement (each costs ~10 us).
-    layers = con.execute(
-        "SELECT g.table_name, g.column_name, g.geometry_type_name, g.srs_id, g.z, g.m, "
-        "a.*, u.*, s.srs_id, s.* FROM gpkg_geometry_columns g, pragma_application_id() a, "
-        "pragma_user_version() u LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id"
-        ).fetchall()
+    layers = con.execute("SELECT table_name, column_name, geometry_type_name, srs_id, z, m "
+                         "FROM gpkg_geometry_columns").fetchall()
     if len(contents) != 1 or len(layers) != 1:
         raise LeanGpkgUnsupported(f"{path}: {len(contents)} tables in gpkg_contents, "
                                   f"{len(layers)} geometry columns")
-    table, geom, srs_id = layers[0][0], layers[0][1], layers[0][3]
+    table, geom, _, srs_id, _, _ = layers[0]
     if not (isinstance(table, str) and isinstance(geom, str)
             and tuple(contents[0]) == (table, "features")):
         raise LeanGpkgUnsupported(f"{path}: gpkg_contents does not list {table!r} as features")
-    if layers[0][8] != srs_id:  # s.srs_id: the LEFT JOIN found no row
+    srs = con.execute("SELECT * FROM gpkg_spatial_ref_sys WHERE srs_id = ?",
+                      (srs_id,)).fetchone()
+    if srs is None:
         raise LeanGpkgUnsupported(f"{path}: srs_id {srs_id} not in gpkg_spatial_ref_sys")
+    header = (con.execute("PRAGMA application_id").fetchone(),
+              con.execute("PRAGMA user_version").fetchone())
     user, system = [], []
     for name, sql in con.execute("SELECT name, sql FROM sqlite_master WHERE type IN "
                                  "('table', 'view')"):
@@ -225,20 +225,21 @@ def _the_layer(con, path):
             user.append(name)
     if user != [table]:
         raise LeanGpkgUnsupported(f"{path}: tables {user}, not [{table!r}]")
-    # Damage in the tables GDAL queries on opening (a few pages; ~15 us each) makes GDAL
-    # refuse the file where the queries above may not notice it (found by fuzzing: a byte
-    # flipped in an index of gpkg_contents).
+    # GDAL lists layers by joining gpkg_geometry_columns and gpkg_contents through their
+    # indexes, which the scans above do not read: damage there makes GDAL refuse a file
+    # they read (found by fuzzing: a byte flipped in an index of gpkg_contents). A few
+    # pages, ~20-40 us each. (The other gpkg_* tables both read alike: whole, or the
+    # spatial reference row by its srs_id.)
     for name, _ in system:
         if name.lower() in _GDAL_OPEN_TABLES:
             check = con.execute(f"PRAGMA quick_check({_quote(name)})").fetchone()
             if check != ("ok",):
                 raise LeanGpkgUnsupported(f"{path}: {name} is damaged: {check}")
-    return table, geom, (layers[0][1:], tuple(sorted(system)))
+    return table, geom, (header, layers[0][1:], srs, tuple(sorted(system)))
 
 
-#: The GeoPackage tables GDAL reads on opening a vector file.
-_GDAL_OPEN_TABLES = ("gpkg_contents", "gpkg_geometry_columns", "gpkg_spatial_ref_sys",
-                     "gpkg_extensions", "gpkg_ogr_contents")
+#: The GeoPackage tables GDAL reads through their indexes on opening a vector file.
+_GDAL_OPEN_TABLES = ("gpkg_contents", "gpkg_geometry_columns")
 
 
 def _numbers(path, name, values: tuple, kind: str) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from fastraster import kernels as K
 from fastraster.model.geometry import (
     RaggedPolygons,
+    all_finite,
     describe_features,
     one_chunk,
     wkb_buffers,
@@ -155,6 +156,8 @@ def nonfinite_centroids(centroids, has_geometry: np.ndarray, label: str) -> str 
     The issue-12 data rule for coordinates holds for staging centroids too: NaN would
     silently count the polygon nowhere. (A feature without geometry adds nothing anyway.)
     """
+    if all_finite(*centroids):
+        return None
     bad = np.flatnonzero(~(np.isfinite(centroids[0]) & np.isfinite(centroids[1]))
                          & has_geometry)
     if not bad.size:

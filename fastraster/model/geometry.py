@@ -271,15 +271,22 @@ def describe_features(idx: np.ndarray, what: tuple[str, str]) -> str:
     return f"{idx.size} features ({shown}) {what[1]}"
 
 
+def all_finite(*arrays) -> bool:
+    """True if no element of the float arrays is NaN or infinite.
+
+    A finite sum proves every term finite (NaN and inf never sum back to a finite number;
+    an overflowing sum of finite terms only sends us to the exact check): one pass without
+    temporaries, 0.25 ms against 1.0 ms for ``isfinite`` on the dense tile's 756,596
+    vertices.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = sum(float(np.add.reduce(a)) for a in arrays)
+    return bool(np.isfinite(total)) or all(bool(np.isfinite(a).all()) for a in arrays)
+
+
 def nonfinite_features(polys: RaggedPolygons) -> np.ndarray:
     """Indices of the geometries with a NaN or infinite x or y (sorted)."""
-    # A finite sum proves every term finite (NaN and inf never sum back to a finite
-    # number; an overflowing sum of finite terms only sends us to the exact check): one
-    # pass without temporaries, 0.25 ms against 1.0 ms for isfinite on the dense tile's
-    # 756,596 vertices.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(polys.x) + np.add.reduce(polys.y)
-    if np.isfinite(total):
+    if all_finite(polys.x, polys.y):
         return np.empty(0, np.int64)
     bad = ~(np.isfinite(polys.x) & np.isfinite(polys.y))
     if not bad.any():
