@@ -362,7 +362,8 @@ def test_non_finite_staging_centroids_refused_in_memory(tmp_path):
         fastraster.rasterize_tile(df, (1547, 911, Z), tms=TMS, validate="none")
     with pytest.raises(ValueError, match=r"^2 features \(1, 2\) .* \(centroids=\)$"):
         fastraster.rasterize_tile(geoms, (1547, 911, Z), tms=TMS, centroids=(cx, cy))
-    # Only feature 3 (no geometry) without a finite centroid: counted as the file would be.
+    # Only feature 3, without a geometry, lacks a finite centroid: accepted, as from a file
+    # (it adds nothing; the one square is counted once, as from a file of it alone).
     ok = df.iloc[[0, 3]]
     got = fastraster.rasterize_tile(ok, (1547, 911, Z), tms=TMS, tile_size=SIZE,
                                     stats=STATS[:1])
