@@ -12,6 +12,7 @@ from fastraster.cli.options import (
     config_stats,
     parallel_options,
     report_exit,
+    stops_cleanly,
     tms_option,
 )
 
@@ -25,8 +26,8 @@ from fastraster.cli.options import (
 @apply(parallel_options(8, "Tiles", "Redo parents whose GeoTIFF exists."))
 @tms_option()
 @config_option("PDG config JSON whose 'statistics' name the bands.")
-def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, quiet, tms,
-            config):
+def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, quiet, retries,
+            tms, config):
     """Build the lower zoom levels of GEOTIFFS/<TMS>/<z>/<x>/<y>.tif, from MAX_Z down to MIN_Z.
 
     Each parent is its four children reduced 2x2 per band by the statistic's
@@ -34,7 +35,9 @@ def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, qui
     """
     from fastraster.pipelines.pyramid import build_pyramid
 
-    report = build_pyramid(geotiffs, (min_z, max_z), stats=config_stats(config),
-                           n_jobs=workers, batch_size=batch_size, backend=backend,
-                           overwrite=overwrite, progress=not quiet, tms=tms)
+    with stops_cleanly():
+        report = build_pyramid(geotiffs, (min_z, max_z), stats=config_stats(config),
+                               n_jobs=workers, batch_size=batch_size, backend=backend,
+                               overwrite=overwrite, progress=not quiet, tms=tms,
+                               retries=retries)
     sys.exit(report_exit(report))

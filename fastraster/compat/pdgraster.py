@@ -91,6 +91,10 @@ class RasterTiler:
         ``filename_rasterization_events``; others are kept and ignored.
     dtype : str
         GeoTIFF sample type; float64 (pdgraster's) by default, so files match pdgraster's.
+    retries : int
+        Times a failed tile is tried again before it is recorded as an error (in this
+        process for :meth:`rasterize_vectors`, which runs here; in fresh workers for the
+        lower zoom levels and web tiles).
 
     Notes
     -----
@@ -100,7 +104,7 @@ class RasterTiler:
     machine lose no rows.
     """
 
-    def __init__(self, config, dtype: str = "float64"):
+    def __init__(self, config, dtype: str = "float64", retries: int = 1):
         config = read_config(config)
         merged = dict(CONFIG_DEFAULTS)
         merged.update({k: v for k, v in config.items() if v is not None or k not in merged})
@@ -111,6 +115,7 @@ class RasterTiler:
             dedup_at = [dedup_at]
         self.deduplicate = "raster" in dedup_at and merged.get("deduplicate_method") is not None
         self.dtype = dtype
+        self.retries = max(int(retries), 0)
         self.events: list[dict] = []
         self._options = RasterizeOptions.create(
             stats=merged["statistics"], tile_size=merged["tile_size"], dtype=dtype,
@@ -131,9 +136,20 @@ class RasterTiler:
 
         Like pdgraster, an error is logged as an event, not raised.
         """
-        rec = self._rasterize(path, overwrite)
+        rec = self._retry([self._rasterize(path, overwrite)], overwrite)[0]
         self._record([rec])
         return Tile(*rec["tile"]) if rec["status"] != "error" else None
+
+    def _retry(self, records, overwrite):
+        """Records with failed files tried again, up to ``retries`` times (``attempts``)."""
+        for rec in records:
+            rec["attempts"] = 1
+        for attempt in range(2, self.retries + 2):
+            failed = [i for i, r in enumerate(records) if r["status"] == "error"]
+            for i in failed:
+                records[i] = self._rasterize(records[i]["path"], overwrite)
+                records[i]["attempts"] = attempt
+        return records
 
     def _rasterize(self, path, overwrite):
         f = parse_tile_path(path, tms=None)
@@ -150,7 +166,7 @@ class RasterTiler:
         the default is False, so batches sent to workers (the course notebook's pattern)
         leave the lower levels to one final call.
         """
-        records = [self._rasterize(p, overwrite) for p in paths]
+        records = self._retry([self._rasterize(p, overwrite) for p in paths], overwrite)
         self._record(records)
         tiles = [Tile(*r["tile"]) for r in records if r["status"] != "error"]
         if make_parents and tiles:
@@ -174,7 +190,8 @@ class RasterTiler:
         z_min = int(min(self.config["z_range"]))
         options = PyramidOptions(stats=self.stats, overwrite=bool(overwrite))
         records = pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"], tiles,
-                                 z_min, options, n_jobs=n_jobs, recursive=recursive)
+                                 z_min, options, n_jobs=n_jobs, recursive=recursive,
+                                 retries=self.retries)
         self._record(records)
         return [Tile(*r["tile"]) for r in records if r["status"] != "error"]
 
@@ -206,7 +223,7 @@ class RasterTiler:
                                   stats=self.stats, paths=list(geotiff_paths),
                                   summary=False, n_jobs=n_jobs, overwrite=overwrite,
                                   progress=False, wmts=False,
-                                  tms=self.config["tms_id"])
+                                  tms=self.config["tms_id"], retries=self.retries)
         self.events.extend(report)
         locked_merge(self.config["filename_rasterization_events"], report,
                      functools.partial(write_events, append=True))
