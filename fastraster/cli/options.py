@@ -56,7 +56,7 @@ def report_exit(report) -> int:
     for rec in report.errors:
         click.echo(f"error: {rec['error']}", err=True)
     click.echo(report.summary_line())
-    return 1 if report.errors else 0
+    return 1 if report.errors or getattr(report, "csv_error", None) else 0
 
 
 @contextmanager

@@ -27,7 +27,7 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
                                stats=config_stats(config), n_jobs=workers,
                                batch_size=batch_size, backend=backend, overwrite=overwrite,
                                progress=not quiet, dtype=dtype, retries=retries)
-    report_exit(report)
+    report.exit_code = report_exit(report)
     return report
 
 
@@ -60,4 +60,4 @@ def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, retri
     else:
         report = run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
                      tile_size, dtype, config, retries)
-    sys.exit(1 if report.errors else 0)
+    sys.exit(report.exit_code)

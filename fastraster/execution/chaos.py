@@ -11,7 +11,9 @@ their tasks, so a pool started earlier obeys it too)::
 * ``action``, done in order just before the item's task runs: a signal name (``SIGKILL``,
   ``SIGSEGV``, ``SIGTERM``, ...) sends that signal to the worker's own process (as the OOM
   killer or a crash would end it); ``exit<N>`` ends it with ``os._exit(N)``; ``raise``
-  raises ``RuntimeError``; ``sleep<S>`` sleeps S seconds;
+  raises ``RuntimeError``; ``sleep<S>`` sleeps S seconds; ``wait<text>`` waits (up to 60 s)
+  until the chaos log (below) shows an action on an item whose path contains ``<text>`` —
+  it orders faults across workers ("die while that other item is running");
 * ``@<attempt>``: only on that attempt of the item (``@1``: the first try only, so a retry
   succeeds); default every attempt (a poison tile).
 
@@ -34,7 +36,7 @@ import time
 ENV = "FASTRASTER_CHAOS"
 LOG_ENV = "FASTRASTER_CHAOS_LOG"
 
-_ACTION = re.compile(r"^(SIG[A-Z0-9]+|exit\d+|raise|sleep[0-9.]+)$")
+_ACTION = re.compile(r"^(SIG[A-Z0-9]+|exit\d+|raise|sleep[0-9.]+|wait[A-Za-z0-9_./-]+)$")
 
 
 def parse(spec: str | None) -> tuple:
@@ -59,7 +61,7 @@ def parse(spec: str | None) -> tuple:
         actions = tuple(a.strip() for a in rest.split("+"))
         if not sep or not pattern or not all(_ACTION.match(a) for a in actions):
             raise ValueError(f"{ENV}: {entry!r} is not <pattern>=<action>[+<action>][@<n>] "
-                             "with actions SIG<NAME>, exit<N>, raise, sleep<S>")
+                             "with actions SIG<NAME>, exit<N>, raise, sleep<S>, wait<text>")
         for a in actions:
             if a.startswith("SIG") and not hasattr(signal, a):
                 raise ValueError(f"{ENV}: {entry!r}: unknown signal {a}")
@@ -90,6 +92,9 @@ def _do(action, log, path, parent_pid):
     if action.startswith("sleep"):
         time.sleep(float(action[5:]))
         return
+    if action.startswith("wait"):
+        _wait_for(log, action[4:])
+        return
     if os.getpid() == parent_pid:
         raise RuntimeError(f"chaos: {ENV} refused to {action} the process that started the "
                            "run (the task runs in it: n_jobs=1 or threads)")
@@ -97,3 +102,14 @@ def _do(action, log, path, parent_pid):
         os._exit(int(action[4:]))
     os.kill(os.getpid(), getattr(signal, action))
     time.sleep(10)  # a signal that does not end the process at once (SIGTERM handled late)
+
+
+def _wait_for(log, text, timeout=60.0):
+    if not log:
+        raise RuntimeError(f"chaos: {ENV} wait<text> needs {LOG_ENV}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log) as fh:
+            if any(text in line.split(" ", 2)[-1] for line in fh):
+                return
+        time.sleep(0.01)

@@ -135,7 +135,7 @@ class TaskRun:
     litter_removed : int
         Temporary files of dead processes removed from the output folders before the run.
     worker_deaths : int
-        Times the pool broke (a worker died).
+        Workers that died (each culprit item counts one; a pool break with none, one).
     stopped : str or None
         Why dispatch stopped early (repeated disk errors, workers that cannot start).
     not_attempted : int
@@ -273,6 +273,8 @@ class TaskRun:
     def _settle(self, index, rec):
         """File an item's record: retry it, or yield it as final."""
         attempt = rec.setdefault("attempts", self._attempts.get(index, 0) + 1)
+        if rec.get("failure") == "worker died":
+            self.worker_deaths += 1
         self._breaker(rec)
         if (rec["status"] == "error" and attempt <= self.retries
                 and rec.get("failure") != "not attempted" and not self._stop_dispatch):
@@ -343,7 +345,7 @@ class TaskRun:
         """After a break: keep what finished, blame the culprits, queue the rest again."""
         snapshot = self._snapshots.get(exc)
         reason = death_reason(exc)
-        self.worker_deaths += 1
+        deaths = self.worker_deaths
         progress = False
         for batch_id, entries in sorted(self._in_flight.items()):
             journals = batch_journals(self.journal_dir, batch_id)
@@ -381,6 +383,8 @@ class TaskRun:
             for index, _ in entries:
                 self._queue_again(index)
         self._pool_used = False  # joblib replaced the pool after the break
+        if self.worker_deaths == deaths:  # a worker died holding no task
+            self.worker_deaths += 1
         self._fruitless = 0 if progress else self._fruitless + 1
         if self._fruitless >= MAX_FRUITLESS and not self._stop_dispatch:
             self._stop_dispatch = True

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastraster.io.atomic import atomic_path
+from fastraster.io.tiffcheck import check_tiff
 from fastraster.model.grid import TileGrid
 
 
@@ -42,14 +43,18 @@ def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="floa
                   nodata=None, cog=False) -> None:
     """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
 
-    A reader (or a crashed run) never sees a half-written file under the final name.
+    A reader (or a crashed run) never sees a half-written file under the final name: the
+    file is checked before it is renamed (:func:`~fastraster.io.tiffcheck.check_tiff`: GDAL
+    does not report a directory it failed to write when the disk is full).
     """
     import rasterio
 
     profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(array.astype(profile["dtype"], copy=False))
-        dst.descriptions = tuple(names)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array.astype(profile["dtype"], copy=False))
+            dst.descriptions = tuple(names)
+        check_tiff(tmp)
 
 
 class Bands(NamedTuple):

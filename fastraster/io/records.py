@@ -6,11 +6,12 @@ the summary keeps every output's latest row, the events CSV is a log every run a
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import os
 import shutil
 
-from fastraster.io.atomic import atomic_path, temp_path
+from fastraster.io.atomic import OutputError, atomic_path, temp_path
 
 SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
                    "path", "tile", "z"]
@@ -48,6 +49,8 @@ class Report(list):
     stopped: str | None = None
     #: Files not attempted because the run stopped early.
     not_attempted: int = 0
+    #: Why the run's CSVs could not be written (disk full...), or None.
+    csv_error: str | None = None
 
     def n(self, status: str) -> int:
         """Number of files with this status."""
@@ -78,6 +81,8 @@ class Report(list):
             notes.append(f"{self.not_attempted} not attempted")
         if self.stopped:
             notes.append(self.stopped)
+        if self.csv_error:
+            notes.append(f"CSVs not written: {self.csv_error}")
         return "; ".join([line, *notes])
 
 
@@ -168,12 +173,26 @@ def write_run_csvs(out_dir, records) -> None:
     locked_merge(os.path.join(out_dir, EVENTS_CSV), records, append_events)
 
 
+def csv_failure(report, exc, stacklevel=3) -> None:
+    """Note on ``report``, and warn, that its CSVs could not be written (the run's records
+    stay in the report; the outputs written are complete)."""
+    import warnings
+
+    report.csv_error = str(exc)
+    warnings.warn(f"{exc}: the run's CSVs were not written (its outputs are complete; the "
+                  "report holds the records)", RuntimeWarning, stacklevel=stacklevel)
+
+
 class CsvStream:
     """The two CSVs of ``rasterize_dir(keep_records=False)``: rows go to temporary files in
     ``out_dir`` as records arrive; :meth:`finish` merges them (each under its lock, as
     :func:`write_run_csvs` does) into the CSVs, renamed atomically: the summary keeping the
     earlier rows of outputs not redone, the events after the earlier rows (rows in arrival
-    order)."""
+    order).
+
+    A write that fails (disk full) does not stop the run: the stream stops writing, and
+    :meth:`finish` removes its parts and raises the :class:`~fastraster.io.atomic.OutputError`.
+    """
 
     def __init__(self, out_dir):
         os.makedirs(out_dir, exist_ok=True)
@@ -183,19 +202,33 @@ class CsvStream:
         self.summary, self.events = (csv.writer(fh) for fh in self.files)
         # Outputs redone, needed to drop their rows from an earlier summary.
         self.redone = set()
+        self.error: OutputError | None = None
 
     def add(self, rec):
-        rows = summary_rows([rec])
-        self.summary.writerows(rows)
-        self.redone.update(row[9] for row in rows)
-        self.events.writerows(event_rows([rec]))
+        if self.error is not None:
+            return
+        try:
+            rows = summary_rows([rec])
+            self.summary.writerows(rows)
+            self.redone.update(row[9] for row in rows)
+            self.events.writerows(event_rows([rec]))
+        except OSError as exc:
+            self.error = OutputError(exc.errno or errno.EIO, self.paths[0])
 
     def finish(self):
         for fh in self.files:
-            fh.close()
+            try:
+                fh.close()
+            except OSError as exc:  # the last buffered rows
+                self.error = self.error or OutputError(exc.errno or errno.EIO, self.paths[0])
+        if self.error is not None:
+            self.discard()
+            raise self.error
         for path, part, header in zip(self.paths, self.parts, (SUMMARY_COLUMNS, EVENT_COLUMNS)):
-            locked_merge(path, part, self._merge_part(header))
-            os.remove(part)
+            try:
+                locked_merge(path, part, self._merge_part(header))
+            finally:
+                os.remove(part)
 
     def _merge_part(self, header):
         def merge(path, part):
@@ -212,7 +245,10 @@ class CsvStream:
 
     def discard(self):
         for fh, part in zip(self.files, self.parts):
-            fh.close()
+            try:
+                fh.close()
+            except OSError:
+                pass
             if os.path.exists(part):
                 os.remove(part)
 

@@ -18,6 +18,7 @@ from fastraster.io.records import (
     SUMMARY_CSV,
     Report,
     append_events,
+    csv_failure,
     locked_merge,
     write_summary,
 )
@@ -218,9 +219,12 @@ def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
     if summary and records:
         path = (os.path.join(geotiff_dir, SUMMARY_CSV) if summary is True
                 else os.fspath(summary))
-        locked_merge(path, report, write_summary)
-        locked_merge(os.path.join(os.path.dirname(path) or ".", EVENTS_CSV), report,
-                     append_events)
+        try:
+            locked_merge(path, report, write_summary)
+            locked_merge(os.path.join(os.path.dirname(path) or ".", EVENTS_CSV), report,
+                         append_events)
+        except OSError as exc:  # disk full: the report still tells everything
+            csv_failure(report, exc)
     if interrupted is not None:
         interrupted.report = report
         raise interrupted

@@ -16,7 +16,7 @@ from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
 from fastraster.io.atomic import probe_writable
 from fastraster.io.geotiff import write_geotiff
-from fastraster.io.records import CsvStream, Report, write_run_csvs
+from fastraster.io.records import CsvStream, Report, csv_failure, write_run_csvs
 from fastraster.io.staged import CENTROID_COLUMNS, InputError
 from fastraster.io.summary import band_summary
 from fastraster.io.tilepaths import TileFile, find_tiles, tile_path
@@ -244,7 +244,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}
     stream = CsvStream(out_dir) if summary and not keep_records else None
-    interrupted = None
+    interrupted = csv_error = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -258,7 +258,10 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
             except RunInterrupted as exc:  # the CSVs get what finished, then it goes on
                 interrupted = exc
         if stream is not None:
-            stream.finish()
+            try:
+                stream.finish()
+            except OSError as exc:  # disk full: the report still tells everything
+                csv_error = exc
     except BaseException:
         if stream is not None:
             stream.discard()
@@ -269,7 +272,12 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     annotate(report, [run])
     report.wall_seconds = time.perf_counter() - t0
     if summary and keep_records:
-        write_run_csvs(out_dir, report)
+        try:
+            write_run_csvs(out_dir, report)
+        except OSError as exc:
+            csv_error = exc
+    if csv_error is not None:
+        csv_failure(report, csv_error)
     if interrupted is not None:
         interrupted.report = report
         raise interrupted
