@@ -285,6 +285,37 @@ def test_a_resume_removes_the_litter_of_killed_runs_and_only_it(staged6, referen
         p.unlink()
 
 
+def test_a_run_killed_with_sigkill_resumes_to_a_clean_runs_outputs(staged6, reference,
+                                                                    tmp_path):
+    """kill -9 of a whole run (keep_records=False: its CSV rows were streamed to temporary
+    parts): the resume removes its temporary files and journal folder, skips the tiles it
+    finished, and its CSVs hold their rows (read back from the files), as a clean run's."""
+    out, log = tmp_path / "out", tmp_path / "chaos.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTRASTER_CHAOS": ".gpkg=sleep0.3",
+           "FASTRASTER_CHAOS_LOG": str(log)}
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, str(staged6), str(out), "0", "0"],
+                            env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(_chaos_lines(log)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(tif_files(out))
+    litter = [p for p in out.iterdir() if p.name.startswith(".")]
+    assert finished >= 2 and len(litter) == 2  # the two streamed CSV parts
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    journals = [n for n in os.listdir(tmp) if n.startswith(".fastraster-run") and
+                f".{proc.pid}." in n]
+    assert journals  # the killed run's journal folder
+    again = fastraster.rasterize_dir(staged6, out, progress=False)
+    assert again.litter_removed == 2
+    assert (again.n("skipped"), again.n("ok")) == (finished, 6 - finished)
+    assert_same_tifs(out, reference)
+    assert summary_rows(out) == summary_rows(reference)
+    assert_clean(out)
+    assert not [n for n in journals if os.path.exists(os.path.join(tmp, n))]
+
+
 def test_sweep_litter_tells_dead_owners_from_live_ones(tmp_path):
     dead, now = _dead_pid(), time.time()
     name = f".x.tif.{HOST}.{{}}.{'d' * 32}.tmp"

@@ -1,14 +1,16 @@
 """What a worker runs: one batch of items, journaled, so that the parent can tell what a dead
 worker finished and what it was doing when it died.
 
-Each batch writes a small journal (``b<batch>.<host>.<pid>`` in the run's journal folder):
-``("start", index)`` before an item's task, ``("done", index, record)`` after it, each
-flushed at once (a few tens of microseconds per item, against tens of milliseconds of work).
-The parent removes the journal when the batch's records reach it. When a worker dies instead,
-the journals of the batches it — and, with loky, every other worker of the pool, which loky
-kills — held tell the parent the records of the items finished (they are kept: their outputs
-exist, and a rerun would only find them "skipped" and lose their summaries), which item was
-running in which process, and which items never started.
+Each batch writes a small journal (``b<batch>.<host>.<pid>`` in the run's journal folder),
+created when the batch starts, with ``(index, record)`` appended (one unbuffered write) as
+each item finishes; items run in order, so the first item without a record is the one that
+was running. The parent removes the journal when the batch's records reach it. When a worker
+dies instead, the journals of the batches it — and, with loky, every other worker of the
+pool, which loky kills — held tell the parent the records of the items finished (they are
+kept: their outputs exist, and a rerun would only find them "skipped" and lose their
+summaries), which item was running in which process, and which items never started (a batch
+without a journal never started). Cost: ~5 us per item in the worker, one file removal per
+batch in the parent (``benchmarks/supervision_overhead.py``).
 
 A batch that finds journals of an earlier execution of itself (dask reschedules the task of
 a worker that died) resumes after the items they finished, and reports the item that was
@@ -44,6 +46,9 @@ class BatchContext:
         ``describe(item) -> (path, tile, outputs)``.
     chaos, chaos_log :
         :mod:`fastraster.execution.chaos` rules (empty: none) and log file.
+    resumable : bool
+        Whether a batch may run again after its worker died without the parent knowing
+        (dask reschedules such tasks itself), so it first looks for earlier journals.
     """
 
     journal_dir: str
@@ -51,6 +56,7 @@ class BatchContext:
     describe: object
     chaos: tuple = ()
     chaos_log: str | None = None
+    resumable: bool = False
 
 
 def journal_name(batch_id: int) -> str:
@@ -71,13 +77,12 @@ def parse_journal_name(name: str):
 
 @dataclass
 class Journal:
-    """What one execution of a batch wrote: its process, the records of the items it
-    finished (by index) and the item it had started and not finished, if any."""
+    """What one execution of a batch wrote: its process and the records of the items it
+    finished (by index)."""
 
     host: str
     pid: int
     done: dict
-    running: int | None
 
 
 def read_journal(path) -> Journal | None:
@@ -85,22 +90,34 @@ def read_journal(path) -> Journal | None:
     meta = parse_journal_name(os.path.basename(path))
     if meta is None:
         return None
-    done, running = {}, None
+    done = {}
     try:
         with open(path, "rb") as fh:
             while True:
                 try:
-                    entry = pickle.load(fh)
+                    index, rec = pickle.load(fh)
                 except (EOFError, pickle.UnpicklingError, ValueError, TypeError):
                     break  # end of the journal, or an entry cut short by the death
-                if entry[0] == "start":
-                    running = entry[1]
-                else:
-                    done[entry[1]] = entry[2]
-                    running = None
+                done[index] = rec
     except FileNotFoundError:
         return None
-    return Journal(meta[1], meta[2], done, running)
+    return Journal(meta[1], meta[2], done)
+
+
+def running_item(entries, journals) -> tuple:
+    """``(index, journal)`` of the item that was running when the execution of a batch
+    that wrote ``journals`` died: the first of ``entries`` (in order) that none finished,
+    and the last journal (the latest execution); ``(None, None)`` if every item finished
+    or no execution started."""
+    if not journals:
+        return None, None
+    done = set()
+    for j in journals:
+        done.update(j.done)
+    for entry in entries:
+        if entry[0] not in done:
+            return entry[0], journals[-1]
+    return None, None
 
 
 def journal_files(journal_dir, batch_id: int) -> list[str]:
@@ -113,9 +130,18 @@ def journal_files(journal_dir, batch_id: int) -> list[str]:
 
 
 def batch_journals(journal_dir, batch_id: int) -> dict[str, Journal]:
-    """{file name: Journal} of every execution of batch ``batch_id`` so far."""
+    """{file name: Journal} of every execution of batch ``batch_id`` so far, oldest first
+    (by last change: only a batch that dask ran again has more than one)."""
+    names = journal_files(journal_dir, batch_id)
+    if len(names) > 1:
+        def changed(n):
+            try:
+                return os.stat(os.path.join(journal_dir, n)).st_mtime_ns
+            except FileNotFoundError:
+                return 0
+        names.sort(key=changed)
     out = {}
-    for n in journal_files(journal_dir, batch_id):
+    for n in names:
         j = read_journal(os.path.join(journal_dir, n))
         if j is not None:
             out[n] = j
@@ -161,26 +187,25 @@ def _leave_signals_to_parent(ctx: BatchContext) -> None:
 def run_batch(func, args, batch_id: int, entries, ctx: BatchContext) -> tuple:
     """``func(item, *args)`` for each ``(index, item, attempt)`` of ``entries``, journaled.
 
-    Returns ``(batch_id, [(index, record), ...])``; each record gets ``attempts`` (the
-    attempt number it is). Never raises for an item: a task that raises (which
-    :func:`~fastraster.execution.tasks.safe_task` prevents) becomes an error record.
+    Returns ``(batch_id, [(index, record), ...], journal file names)``; each record gets
+    ``attempts`` (the attempt number it is). Never raises for an item: a task that raises
+    (which :func:`~fastraster.execution.tasks.safe_task` prevents) becomes an error record.
     """
     _leave_signals_to_parent(ctx)
     results = []
     todo = list(entries)
-    earlier = batch_journals(ctx.journal_dir, batch_id)
-    if earlier:  # an earlier execution of this batch died (dask rescheduled it): resume
+    names = journal_files(ctx.journal_dir, batch_id) if ctx.resumable else []
+    if names:  # an earlier execution of this batch died (dask rescheduled it): resume
+        earlier = list(batch_journals(ctx.journal_dir, batch_id).values())
         finished = {}
-        died = set()
-        for j in earlier.values():
+        for j in earlier:
             finished.update(j.done)
-            if j.running is not None:
-                died.add(j.running)
+        died, _ = running_item(todo, earlier)
         rest = []
         for index, item, attempt in todo:
             if index in finished:
                 results.append((index, finished[index]))
-            elif index in died and index not in finished:
+            elif index == died:
                 path, tile, outputs = ctx.describe(item)
                 results.append((index, failure_record(
                     path, tile, "worker died while running it (its task was rescheduled)",
@@ -189,10 +214,9 @@ def run_batch(func, args, batch_id: int, entries, ctx: BatchContext) -> tuple:
             else:
                 rest.append((index, item, attempt))
         todo = rest
-    path_j = os.path.join(ctx.journal_dir, journal_name(batch_id))
-    with open(path_j, "ab", buffering=0) as journal:
+    own = journal_name(batch_id)
+    with open(os.path.join(ctx.journal_dir, own), "ab", buffering=0) as journal:
         for index, item, attempt in todo:
-            journal.write(pickle.dumps(("start", index)))
             try:
                 if ctx.chaos:
                     chaos.strike(ctx.chaos, ctx.chaos_log, ctx.describe(item)[0], attempt,
@@ -204,6 +228,6 @@ def run_batch(func, args, batch_id: int, entries, ctx: BatchContext) -> tuple:
                                      output=outputs[0] if outputs else None,
                                      attempts=attempt, pid=os.getpid())
             rec["attempts"] = attempt
-            journal.write(pickle.dumps(("done", index, rec)))
+            journal.write(pickle.dumps((index, rec)))
             results.append((index, rec))
-    return batch_id, results
+    return batch_id, results, [*names, own]

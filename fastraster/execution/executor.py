@@ -234,7 +234,7 @@ def parallel_unordered(func, arg_tuples, *, n_jobs=None, backend="loky"):
 
 def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky",
               progress=False, desc="tiles", executor: Executor | None = None, retries=1,
-              describe=None, work_dir=None, stop_after=None, sweep=True):
+              describe=None, work_dir=None, stop_after=None, sweep=True, rerun=None):
     """Run ``func(item, *args)`` (which returns one record, a dict with ``status``) for every
     item on joblib workers, in batches of ``batch_size`` items per task, supervised.
 
@@ -260,6 +260,11 @@ def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky
     stop_after : int, optional
         Stop dispatching after this many failures in a row with one of the errnos of
         :data:`~fastraster.execution.supervisor.STOP_ERRNOS` (disk full, read-only, ...).
+    rerun : callable, optional
+        ``rerun(item) -> item``: the item to run again when an execution of it already
+        began in this run (a retry; collateral of a dead worker). Its task should then redo
+        the item even if its output exists (the earlier execution may have written it and
+        died before its record was kept). Must pickle. Default: the item as it is.
     executor : Executor, optional
         An open one to use (``n_jobs`` and ``backend`` are then its own).
     """
@@ -269,6 +274,7 @@ def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky
         executor = Executor(n_jobs, backend)
     run = TaskRun(func, items, args, executor=executor, batch_size=batch_size,
                   retries=retries, describe=describe, work_dir=work_dir,
-                  stop_after=STOP_AFTER if stop_after is None else stop_after, sweep=sweep)
+                  stop_after=STOP_AFTER if stop_after is None else stop_after, sweep=sweep,
+                  rerun=rerun)
     run.progress, run.desc = progress, desc
     return run

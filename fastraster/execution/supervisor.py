@@ -47,10 +47,10 @@ from fastraster.execution import chaos
 from fastraster.execution.batches import (
     BatchContext,
     batch_journals,
-    journal_files,
     journal_pids,
     remove_journals,
     run_batch,
+    running_item,
 )
 from fastraster.execution.executor import watch_failures
 from fastraster.execution.tasks import failure_record
@@ -143,8 +143,10 @@ class TaskRun:
     """
 
     def __init__(self, func, items, args=(), *, executor, batch_size=10, retries=1,
-                 describe=None, work_dir=None, stop_after=STOP_AFTER, sweep=True):
+                 describe=None, work_dir=None, stop_after=STOP_AFTER, sweep=True,
+                 rerun=None):
         self.func, self.items, self.args = func, list(items), tuple(args)
+        self.rerun = rerun
         self.executor = executor
         self.batch_size = max(int(batch_size), 1)
         self.retries = max(int(retries), 0)
@@ -162,6 +164,7 @@ class TaskRun:
         self._collateral: dict[int, int] = {}
         self._awaiting: dict[int, dict] = {}
         self._alone: set[int] = set()
+        self._began: set[int] = set()  # items with an execution begun in this run
         self._batched: deque = deque(range(len(self.items)))
         self._isolated: deque = deque()
         self._dirty: set[str] = set()
@@ -190,7 +193,8 @@ class TaskRun:
             self.litter_removed = sweep_litter(self._folders(range(len(self.items))))
         rules, log = chaos.from_environment()
         self.journal_dir = self._make_journal_dir()
-        self.ctx = BatchContext(self.journal_dir, os.getpid(), self.describe, rules, log)
+        self.ctx = BatchContext(self.journal_dir, os.getpid(), self.describe, rules, log,
+                                resumable=self.executor.backend not in ("loky", "threading"))
         try:
             with self._signals(), watch_failures(self._watch), \
                     (nullcontext() if self.executor.is_open else self.executor):
@@ -236,9 +240,9 @@ class TaskRun:
                     self._waiting = False
                 if got is None:
                     break
-                batch_id, recs = got
+                batch_id, recs, journals = got
                 self._in_flight.pop(batch_id, None)
-                remove_journals(self.journal_dir, journal_files(self.journal_dir, batch_id))
+                remove_journals(self.journal_dir, journals)
                 self._fruitless = 0
                 for index, rec in recs:
                     yield from self._settle(index, rec)
@@ -266,7 +270,17 @@ class TaskRun:
             self._in_flight[batch_id] = entries
             self._pool_used = True
             yield (self.func, self.args, batch_id,
-                   [(i, self.items[i], a) for i, a in entries], self.ctx)
+                   [(i, self._item(i), a) for i, a in entries], self.ctx)
+
+    def _item(self, index):
+        """The item to run: as given, or, for an item whose earlier execution in this run
+        began (a retry, or collateral of a death), ``rerun(item)`` — that execution may have
+        written the output before it died or failed, and an item that finds "its" output
+        and skips it would lose its record (its summary rows)."""
+        item = self.items[index]
+        if self.rerun is not None and index in self._began:
+            return self.rerun(item)
+        return item
 
     # -- records ------------------------------------------------------------------------
 
@@ -278,6 +292,7 @@ class TaskRun:
         self._breaker(rec)
         if (rec["status"] == "error" and attempt <= self.retries
                 and rec.get("failure") != "not attempted" and not self._stop_dispatch):
+            self._began.add(index)
             self._attempts[index] = attempt
             self._awaiting[index] = rec
             self._alone.add(index)
@@ -349,21 +364,21 @@ class TaskRun:
         progress = False
         for batch_id, entries in sorted(self._in_flight.items()):
             journals = batch_journals(self.journal_dir, batch_id)
-            done, running = {}, {}
+            done = {}
             for j in journals.values():
                 done.update(j.done)
-                if j.running is not None:
-                    running[j.running] = (j.host, j.pid)
+            running, journal = running_item(entries, list(journals.values()))
             attempt_of = dict(entries)
             for index, _ in entries:
                 if index in done:
                     progress = True
                     yield from self._settle(index, done[index])
-                elif index in running:
-                    host, pid = running[index]
+                elif index == running:
+                    host, pid = journal.host, journal.pid
                     self._dirty.update(self._folders([index]))
                     self._collateral[index] = self._collateral.get(index, 0) + 1
                     blamed = self._is_culprit(host, pid, snapshot)
+                    self._began.add(index)
                     if blamed or self._collateral[index] >= MAX_COLLATERAL:
                         progress = True
                         why = reason if blamed else (
@@ -401,8 +416,9 @@ class TaskRun:
             done = {}
             for j in journals.values():
                 done.update(j.done)
-                if j.running is not None:
-                    self._dirty.update(self._folders([j.running]))
+            running, _ = running_item(entries, list(journals.values()))
+            if running is not None:
+                self._dirty.update(self._folders([running]))
             for index, _ in entries:
                 if index in done:
                     rec = done[index]

@@ -110,11 +110,50 @@ def summary_rows(records) -> list[list]:
     return rows
 
 
+def rows_from_file(output, tile) -> list[list]:
+    """Summary rows of an existing output, read back (for a tile skipped because its output
+    exists, whose rows the CSV lacks: the run that wrote it was killed before it wrote its
+    CSVs). The same values as the run that wrote it computed, which summarised the same
+    samples; no rows if the file cannot be read."""
+    from fastraster.io.geotiff import read_geotiff
+    from fastraster.io.summary import band_summary
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.grid import TileGrid
+
+    try:
+        data, names = read_geotiff(output)[:2]
+        grid = TileGrid.from_tile(tuple(tile), parse_tile_path(output).tms, data.shape[1:])
+    except Exception:  # unreadable: nothing to say about it
+        return []
+    return summary_rows([{
+        "status": "ok", "output": output, "tile": tuple(tile),
+        "bounds": [grid.left, grid.right, grid.bottom, grid.top],
+        "summary": [dict(stat=n, **band_summary(data[b])) for b, n in enumerate(names)]}])
+
+
+def _missing_rows(skipped, have) -> list[list]:
+    """Rows read back from the outputs of skipped records that ``have`` has no row for."""
+    rows = []
+    for output, tile in skipped:
+        if output not in have and tile is not None:
+            rows += rows_from_file(output, tile)
+            have.add(output)
+    return rows
+
+
+def _skipped(records):
+    return [(r["output"], r["tile"]) for r in records
+            if r["status"] == "skipped" and r.get("output")]
+
+
 def write_summary(path, records) -> None:
-    """Write ``rasters_summary.csv``, keeping earlier rows of outputs not redone in this run."""
+    """Write ``rasters_summary.csv``, keeping earlier rows of outputs not redone in this run;
+    outputs skipped in this run that have no row get theirs from the file
+    (:func:`rows_from_file`)."""
     new = summary_rows(records)
     redone = {row[9] for row in new}
     kept = [row for row in _previous_rows(path, SUMMARY_COLUMNS) if row[9] not in redone]
+    new += _missing_rows(_skipped(records), {row[9] for row in kept} | redone)
     _write_csv(path, SUMMARY_COLUMNS, kept + new)
 
 
@@ -200,8 +239,10 @@ class CsvStream:
         self.parts = [temp_path(p) for p in self.paths]
         self.files = [open(p, "w", newline="") for p in self.parts]
         self.summary, self.events = (csv.writer(fh) for fh in self.files)
-        # Outputs redone, needed to drop their rows from an earlier summary.
+        # Outputs redone, needed to drop their rows from an earlier summary; outputs
+        # skipped, whose rows the earlier summary should hold.
         self.redone = set()
+        self.skipped: list = []
         self.error: OutputError | None = None
 
     def add(self, rec):
@@ -211,6 +252,7 @@ class CsvStream:
             rows = summary_rows([rec])
             self.summary.writerows(rows)
             self.redone.update(row[9] for row in rows)
+            self.skipped += _skipped([rec])
             self.events.writerows(event_rows([rec]))
         except OSError as exc:
             self.error = OutputError(exc.errno or errno.EIO, self.paths[0])
@@ -233,14 +275,18 @@ class CsvStream:
     def _merge_part(self, header):
         def merge(path, part):
             old = _iter_previous_rows(path, header)
+            have = set(self.redone)
             if header is SUMMARY_COLUMNS:
-                old = (row for row in old if row[9] not in self.redone)
+                old = (row for row in old if row[9] not in self.redone
+                       and (have.add(row[9]) or True))
             with atomic_path(path) as tmp, open(tmp, "w", newline="") as out, \
                     open(part, newline="") as new:
                 w = csv.writer(out)
                 w.writerow(header)
                 w.writerows(old)
                 shutil.copyfileobj(new, out)
+                if header is SUMMARY_COLUMNS:
+                    w.writerows(_missing_rows(self.skipped, have))
         return merge
 
     def discard(self):

@@ -4,6 +4,7 @@ four children, reduced 2×2 per statistic (the arithmetic: :mod:`fastraster.mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -83,12 +84,19 @@ def build_parent(geotiff_dir, tms: str, tile, options: PyramidOptions) -> dict:
 
 
 def _build_job(job, geotiff_dir, options):
-    """:func:`build_parent` of one ``(out_path, tms, tile)`` job (the executor's item task)."""
+    """:func:`build_parent` of one ``(out_path, tms, tile[, redo])`` job (the executor's item
+    task); ``redo``: overwrite even if ``options`` does not (a run again after a fault)."""
+    if len(job) > 3 and job[3] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
     return build_parent(geotiff_dir, job[1], job[2], options)
 
 
 def _describe_job(job):
     return job[0], job[2], (job[0],)
+
+
+def _redo_job(job):
+    return (*job[:3], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +134,7 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidO
         run = run_tasks(_build_job, jobs, (geotiff_dir, options), batch_size=batch_size,
                         n_jobs=n_jobs, backend=backend, progress=progress,
                         desc=f"pyramid z{z}", retries=retries, describe=_describe_job,
-                        work_dir=geotiff_dir)
+                        work_dir=geotiff_dir, rerun=_redo_job)
         if runs is not None:
             runs.append(run)
         done = {}

@@ -4,6 +4,7 @@ rasterizing needs (no pyramid, web tiles, WMTS, tiler or CLI)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -66,13 +67,22 @@ def rasterize_batch(jobs, options: RasterizeOptions) -> list[dict]:
 
 
 def rasterize_job(job, options: RasterizeOptions) -> dict:
-    """:func:`rasterize_one` of one ``(TileFile, out_path)`` (the executor's item task)."""
+    """:func:`rasterize_one` of one ``(TileFile, out_path[, redo])`` (the executor's item
+    task); ``redo``: overwrite even if ``options`` does not (:func:`redo_job`)."""
+    if len(job) > 2 and job[2] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
     return rasterize_one(job[0], job[1], options)
 
 
 def describe_job(job):
     """``(path, tile, outputs)`` of a ``(TileFile, out_path)`` job, for the executor."""
     return job[0].path, job[0].tile, (job[1],) if job[1] else ()
+
+
+def redo_job(job):
+    """The job run again after a fault (its earlier execution may have written the output
+    and died before its record was kept): written again rather than skipped."""
+    return (job[0], job[1], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +249,8 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     load_kernels(options.stats)
     run = run_tasks(rasterize_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="rasterize", retries=retries,
-                    describe=describe_job, work_dir=out_dir)  # checks the backend
+                    describe=describe_job, work_dir=out_dir,
+                    rerun=redo_job)  # checks the backend
     probe_writable(out_dir)  # one clear error, not one per tile
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -55,13 +56,20 @@ def render_one(path: str, tms: str, tile, options: WebTileOptions) -> dict:
 
 
 def _render_job(job, options):
-    """:func:`render_one` of one ``(path, tms, tile, outputs)`` job (the executor's item
-    task)."""
+    """:func:`render_one` of one ``(path, tms, tile, outputs[, redo])`` job (the executor's
+    item task); ``redo``: overwrite even if ``options`` does not (a run again after a
+    fault)."""
+    if len(job) > 4 and job[4] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
     return render_one(job[0], job[1], job[2], options)
 
 
 def _describe_job(job):
     return job[0], job[2], job[3]
+
+
+def _redo_job(job):
+    return (*job[:4], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +142,8 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
             for f in files]
     run = run_tasks(_render_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="webtiles", retries=retries,
-                    describe=_describe_job, work_dir=web_dir)  # checks the backend
+                    describe=_describe_job, work_dir=web_dir,
+                    rerun=_redo_job)  # checks the backend
     if jobs:
         probe_writable(web_dir)  # one clear error, not one per tile
     records = {}
