@@ -28,10 +28,12 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _LAZY = {
     "DEFAULT_STATS": "model.stats",
+    "OutputError": "io.atomic",
     "RaggedPolygons": "model.geometry",
     "RasterTiler": "compat.pdgraster",
     "RasterizeOptions": "pipelines.options",
     "Report": "io.records",
+    "RunInterrupted": "execution.supervisor",
     "Stat": "model.stats",
     "Tile": "compat.pdgraster",
     "TileGrid": "model.grid",
@@ -49,12 +51,14 @@ _SUBMODULES = frozenset({"cli", "compat", "execution", "io", "kernels", "model",
                          "pipelines", "render", "sample"})
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
-__all__ = ["DEFAULT_STATS", "RaggedPolygons", "RasterTiler", "RasterizeOptions", "Report",
-           "Stat", "Tile", "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir",
-           "rasterize_tile", "render_web_tiles", "warm_up"]
+__all__ = ["DEFAULT_STATS", "OutputError", "RaggedPolygons", "RasterTiler", "RasterizeOptions",
+           "Report", "RunInterrupted", "Stat", "Tile", "TileGrid", "build_pyramid",
+           "compute_stats", "rasterize_dir", "rasterize_tile", "render_web_tiles", "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compat.pdgraster import RasterTiler, Tile
+    from fastraster.execution.supervisor import RunInterrupted
+    from fastraster.io.atomic import OutputError
     from fastraster.io.records import Report
     from fastraster.model.compute import compute_stats
     from fastraster.model.geometry import RaggedPolygons

@@ -357,7 +357,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.parametrize("keep_records", [True, False])
+@pytest.mark.parametrize("keep_records", [True, False], ids=["records", "streamed"])
 def test_disk_full_on_a_tmpfs(staged6, reference, small_tmpfs, keep_records):
     import warnings
 
@@ -559,7 +559,8 @@ def test_events_of_an_older_version_are_kept_when_appending(tmp_path):
     assert [(r["path"], r["attempts"]) for r in rows] == [("a.gpkg", ""), ("b.gpkg", "2")]
 
 
-@pytest.mark.parametrize("creation", [{}, {"cog": True}, {"BIGTIFF": "YES"}])
+@pytest.mark.parametrize("creation", [{}, {"cog": True}, {"BIGTIFF": "YES"}],
+                         ids=["gtiff", "cog", "bigtiff"])
 def test_check_tiff_finds_a_file_cut_short(tmp_path, creation):
     import rasterio
 

@@ -39,7 +39,8 @@ def _log(path):
 
 @pytest.mark.parametrize("action,message", [("SIGKILL", "worker died: SIGKILL"),
                                             ("SIGSEGV", "worker died: SIGSEGV"),
-                                            ("exit3", "worker exited with code 3")])
+                                            ("exit3", "worker exited with code 3")],
+                         ids=["SIGKILL", "SIGSEGV", "exit3"])
 def test_a_dead_worker_costs_only_the_item_it_was_running(monkeypatch, tmp_path, action,
                                                           message):
     # Batches [a00 a01 a02] [a03 a04 a05] ... on two workers: a04 ends its worker while the

@@ -141,14 +141,15 @@ def sweep_litter(folders, *, max_age=LITTER_MAX_AGE, now: float | None = None) -
 
     Only names made by :func:`temp_path` (or fastraster's older ``.<name>.<uuid>.tmp``) are
     considered. Files of this host are litter when their process is gone; files of another
-    host, or without an owner, when untouched for ``max_age`` seconds. Missing folders are
-    skipped; files that vanish meanwhile (another run's sweep) are not counted.
+    host, or without an owner, when untouched for ``max_age`` seconds. Missing or unreadable
+    folders are skipped; files that vanish meanwhile (another run's sweep), or that this user
+    may not remove (another user's, in a shared temporary folder), are not counted.
     """
     removed = 0
     for folder in folders:
         try:
             entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # missing, not a folder, not readable
             continue
         for entry in entries:
             if not entry.name.startswith("."):
@@ -165,7 +166,7 @@ def sweep_litter(folders, *, max_age=LITTER_MAX_AGE, now: float | None = None) -
                 else:
                     os.remove(entry.path)
                 removed += 1
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile (another run's sweep), or not ours to remove
                 continue
     return removed
 
