@@ -582,3 +582,19 @@ def test_check_tiff_finds_a_file_cut_short(tmp_path, creation):
         path.write_bytes(whole[:cut])
         with pytest.raises(IncompleteTiff, match="incomplete TIFF"):
             check_tiff(path)
+
+
+def test_the_tiler_retries_failed_files(staged6, tmp_path, monkeypatch):
+    """RasterTiler.rasterize_vectors runs in the calling process: a failed file is tried
+    ``retries`` more times there, and its events row says how many attempts it took."""
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "staged" / "WorldCRS84Quad" / "13" / "1530" / "910.gpkg"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a geopackage")
+    good = _staged(staged6, 1524, 910)
+    tiler = fastraster.RasterTiler({"dir_geotiff": "gt", "tms_id": "WorldCRS84Quad"},
+                                   retries=2)
+    assert tiler.rasterize_vectors([str(good), str(bad)]) == [(1524, 910, 13)]
+    rows = event_rows(tmp_path)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("ok", "1"), ("error", "3")]
+    assert rows[1]["error"].startswith(str(bad))
