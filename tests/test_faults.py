@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -225,7 +226,7 @@ def test_interrupted_cli_runs_stop_cleanly_and_resume(staged6, reference, tmp_pa
         assert_same_tifs(out, reference, only=finished)  # complete, and in the CSVs
         assert len(summary_rows(out)) == 2 * len(done)
         assert_clean(out)
-        assert not [n for n in os.listdir(os.environ.get("TMPDIR", "/tmp"))
+        assert not [n for n in os.listdir(tempfile.gettempdir())
                     if n.startswith(".fastraster-run") and f".{proc.pid}." in n]
         again = fastraster.rasterize_dir(staged6, out, progress=False)  # resume
         assert (again.n("skipped"), again.n("ok")) == (len(done), 6 - len(done))
@@ -303,7 +304,7 @@ def test_a_run_killed_with_sigkill_resumes_to_a_clean_runs_outputs(staged6, refe
     finished = len(tif_files(out))
     litter = [p for p in out.iterdir() if p.name.startswith(".")]
     assert finished >= 2 and len(litter) == 2  # the two streamed CSV parts
-    tmp = os.environ.get("TMPDIR", "/tmp")
+    tmp = tempfile.gettempdir()
     journals = [n for n in os.listdir(tmp) if n.startswith(".fastraster-run") and
                 f".{proc.pid}." in n]
     assert journals  # the killed run's journal folder
