@@ -10,7 +10,9 @@ The public API (see README):
 * :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
 
 A run with failed files ends with one :class:`RunFailures` warning; a configuration key no
-PDG component reads gets one :class:`ConfigWarning`.
+PDG component reads gets one :class:`ConfigWarning`; SIGINT / SIGTERM end a run with
+:class:`RunInterrupted` once finished work is recorded, and an output folder that cannot be
+written raises :class:`OutputError`.
 
 The layers, each importing only those before it: ``kernels`` (numba) <- ``model`` <- ``io``
 <- ``render`` <- ``execution`` <- ``pipelines`` <- ``compat`` <- ``cli`` (README,
@@ -32,11 +34,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "ConfigWarning": "io.config",
     "DEFAULT_STATS": "model.stats",
+    "OutputError": "io.atomic",
     "RaggedPolygons": "model.geometry",
     "RasterTiler": "compat.pdgraster",
     "RasterizeOptions": "pipelines.options",
     "Report": "io.records",
     "RunFailures": "io.records",
+    "RunInterrupted": "execution.supervisor",
     "Stat": "model.stats",
     "Tile": "compat.pdgraster",
     "TileGrid": "model.grid",
@@ -54,13 +58,15 @@ _SUBMODULES = frozenset({"cli", "compat", "execution", "io", "kernels", "model",
                          "pipelines", "render", "sample"})
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
-__all__ = ["ConfigWarning", "DEFAULT_STATS", "RaggedPolygons", "RasterTiler",
-           "RasterizeOptions", "Report", "RunFailures", "Stat", "Tile", "TileGrid",
-           "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_tile",
+__all__ = ["ConfigWarning", "DEFAULT_STATS", "OutputError", "RaggedPolygons", "RasterTiler",
+           "RasterizeOptions", "Report", "RunFailures", "RunInterrupted", "Stat", "Tile",
+           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_tile",
            "render_web_tiles", "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compat.pdgraster import RasterTiler, Tile
+    from fastraster.execution.supervisor import RunInterrupted
+    from fastraster.io.atomic import OutputError
     from fastraster.io.config import ConfigWarning
     from fastraster.io.records import Report, RunFailures
     from fastraster.model.compute import compute_stats

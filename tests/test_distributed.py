@@ -104,6 +104,22 @@ def test_dask_workers_use_one_numba_thread_and_load_kernels_once(dask_client, st
             assert compiled == 0 and hits == sigs
 
 
+def test_dask_run_survives_a_killed_worker(dask_client, staged, tmp_path, monkeypatch):
+    """A dask worker killed mid-run (SIGKILL, as the OOM killer would): its nanny starts a
+    new one, the scheduler gives the batch to a worker, which resumes it from the journal;
+    the tile that was running is retried alone and the run equals loky's."""
+    ref = fastraster.rasterize_dir(staged, tmp_path / "loky", progress=False, n_jobs=2)
+    monkeypatch.setenv("FASTRASTER_CHAOS", "1525/910.gpkg=SIGKILL@1")
+    with dask_client.as_current():
+        report = fastraster.rasterize_dir(staged, tmp_path / "dask", backend="dask", n_jobs=2,
+                                          batch_size=2, progress=False)
+    _assert_same_outputs(tmp_path / "loky", ref, tmp_path / "dask", report)
+    attempts = {r["tile"]: r["attempts"] for r in report}
+    assert attempts[(1525, 910, 13)] == 2 and attempts[(1524, 910, 13)] == 1
+    assert report.worker_deaths == 1 and report.retried == 1
+    assert not [p for p in (tmp_path / "dask").iterdir() if p.name.startswith(".")]
+
+
 def test_dask_without_a_client_says_so(staged, tmp_path):
     distributed = pytest.importorskip("dask.distributed", reason=DASK_MISSING)
     with pytest.raises(ValueError):

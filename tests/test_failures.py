@@ -189,3 +189,34 @@ def test_cli_prints_the_first_errors_and_exits_1(sample_staged, tmp_path):
         in result.stderr
     assert f"{N_BAD + 2} tiles: 2 ok, 0 skipped, {N_BAD} failed" in result.stdout
     assert not [w for w in caught if issubclass(w.category, RunFailures)]
+
+
+def test_failures_and_faults_are_reported_together(sample_staged, tmp_path, monkeypatch):
+    """A run with bad files and a worker killed mid-tile: the API ends with one RunFailures
+    warning (the bad files only: the killed tile succeeded on its retry) and the summary line
+    notes the retry and the death; the CLI prints the first 5 errors, that line, exits 1."""
+    from click.testing import CliRunner
+
+    from fastraster.cli import main
+
+    staged = _with_bad_files(sample_staged, tmp_path)
+    monkeypatch.setenv("FASTRASTER_CHAOS", "1524/910.gpkg=SIGKILL@1")
+    report, caught = _run_failures(lambda: fastraster.rasterize_dir(
+        staged, tmp_path / "api", n_jobs=2, batch_size=1, progress=False))
+    assert (report.n("ok"), report.n("error")) == (2, N_BAD)
+    assert (report.retried, report.worker_deaths) == (1, 1)
+    line = report.summary_line()
+    assert line.startswith(f"{N_BAD + 2} tiles: 2 ok, 0 skipped, {N_BAD} failed")
+    assert "; 1 succeeded on a retry; 1 worker death survived" in line
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(
+        f"{N_BAD} of {N_BAD + 2} files failed in step rasterize; first: {_bad_path(staged)}")
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(main, ["rasterize", str(staged), str(out), "-j", "2",
+                                       "--batch-size", "1", "-q"])
+    assert result.exit_code == 1
+    assert len([x for x in result.stderr.splitlines() if x.startswith("error: ")]) == 5
+    assert f"... and {N_BAD - 5} more; see {out / 'rasterization_events.csv'}" \
+        in result.stderr
+    assert "1 succeeded on a retry; 1 worker death survived" in result.stdout

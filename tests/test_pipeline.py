@@ -132,8 +132,14 @@ def test_failed_write_leaves_no_file(sample_staged, tmp_path, monkeypatch, write
     if writer == "gdal":
         monkeypatch.setenv("FASTRASTER_LEAN_IO", "0")
         monkeypatch.setattr(rasterio.io.DatasetWriter, "write", boom)
-    else:
-        monkeypatch.setattr(fastraster.io.geotiff_lean.os, "write", boom)
+    else:  # the lean writer's os.write fails (the run's own writability probe does not)
+        class FailingOs:
+            write = staticmethod(boom)
+
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+        monkeypatch.setattr(fastraster.io.geotiff_lean, "os", FailingOs())
     report = fastraster.rasterize_dir(sample_staged, tmp_path, progress=False)
     assert report.n("error") == 2 and "disk full" in report[0]["error"]
     assert tif_files(tmp_path) == []

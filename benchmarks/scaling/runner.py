@@ -114,11 +114,11 @@ def run_round(workers, repeat, files, options, *, backend="loky", batch_size=1,
 
     Both passes go through one :class:`fastraster.execution.executor.Executor` (one pool),
     the timed one as :func:`~fastraster.execution.executor.run_tasks` of
-    :func:`~fastraster.pipelines.staged.rasterize_batch`, as ``rasterize_dir`` runs it.
+    :func:`~fastraster.pipelines.staged.rasterize_job`, as ``rasterize_dir`` runs it.
     """
     from fastraster.execution.executor import Executor, run_tasks
     from fastraster.io.tilepaths import tile_path
-    from fastraster.pipelines.staged import rasterize_batch
+    from fastraster.pipelines.staged import describe_job, rasterize_job
 
     round_dir = tempfile.mkdtemp(prefix=f"w{workers:02d}-r{repeat}-", dir=scratch)
     counts = {}
@@ -145,8 +145,8 @@ def run_round(workers, repeat, files, options, *, backend="loky", batch_size=1,
                 reset_peak_rss({w["pid"] for w in warm} | {os.getpid()})
                 before = system_snapshot()
                 t0 = time.perf_counter()
-                recs = list(run_tasks(rasterize_batch, jobs, (options,), batch_size=batch_size,
-                                      executor=executor))
+                recs = list(run_tasks(rasterize_job, jobs, (options,), batch_size=batch_size,
+                                      executor=executor, describe=describe_job))
                 wall = time.perf_counter() - t0
                 after = system_snapshot()
     finally:

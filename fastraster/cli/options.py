@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+
 import click
 
 
@@ -25,6 +28,9 @@ def parallel_options(batch_size, unit, redo):
                      help="joblib backend: loky, threading, dask, ray."),
         click.option("--overwrite", is_flag=True, help=redo),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+                     help="Times a failed tile (any cause, a dead worker included) is tried "
+                          "again, in a fresh worker, before it is reported."),
     ]
 
 
@@ -89,7 +95,27 @@ def print_errors(report) -> int:
 
 def report_exit(report) -> int:
     """Print the first errors and the summary line of a report; the exit code (1 if any
-    file failed)."""
+    file failed or a CSV could not be written)."""
     failed = print_errors(report)
     click.echo(report.summary_line())
-    return 1 if failed else 0
+    return 1 if failed or getattr(report, "csv_error", None) else 0
+
+
+@contextmanager
+def stops_cleanly():
+    """Exit codes of a run that could not finish: SIGINT / SIGTERM (the run cleaned up, see
+    :class:`~fastraster.execution.supervisor.RunInterrupted`) print what finished and how to
+    resume and exit ``128 + signal`` (130, 143); an output folder that cannot be written
+    (:class:`~fastraster.io.atomic.OutputError`) is one error line and exit 1."""
+    from fastraster.io.atomic import OutputError
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        report = getattr(exc, "report", None)
+        if report is not None:
+            click.echo(report.summary_line())
+        click.echo(f"fastraster: {exc}" if str(exc) else "fastraster: interrupted", err=True)
+        sys.exit(128 + getattr(exc, "signum", 2))
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from exc

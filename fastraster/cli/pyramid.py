@@ -13,6 +13,7 @@ from fastraster.cli.options import (
     parallel_options,
     report_exit,
     run_quietly,
+    stops_cleanly,
     tms_option,
 )
 
@@ -27,8 +28,8 @@ from fastraster.cli.options import (
 @apply(parallel_options(8, "Tiles", "Redo parents whose GeoTIFF exists."))
 @tms_option()
 @config_option("PDG config JSON whose 'statistics' name the bands.")
-def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, quiet, tms,
-            config):
+def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, quiet, retries,
+            tms, config):
     """Build the lower zoom levels of GEOTIFFS/<TMS>/<z>/<x>/<y>.tif, from MAX_Z (default:
     the deepest zoom found) down to MIN_Z.
 
@@ -37,7 +38,9 @@ def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, qui
     """
     from fastraster.pipelines.pyramid import build_pyramid
 
-    report = run_quietly(build_pyramid, geotiffs, (min_z, max_z), stats=config_stats(config),
-                         n_jobs=workers, batch_size=batch_size, backend=backend,
-                         overwrite=overwrite, progress=not quiet, tms=tms)
+    with stops_cleanly():
+        report = run_quietly(build_pyramid, geotiffs, (min_z, max_z),
+                             stats=config_stats(config), n_jobs=workers,
+                             batch_size=batch_size, backend=backend, overwrite=overwrite,
+                             progress=not quiet, tms=tms, retries=retries)
     sys.exit(report_exit(report))

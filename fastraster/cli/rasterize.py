@@ -13,20 +13,22 @@ from fastraster.cli.options import (
     parallel_options,
     report_exit,
     run_quietly,
+    stops_cleanly,
     tms_option,
 )
 
 
 def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, tile_size,
-        dtype, config):
+        dtype, config, retries=1):
     """``rasterize_dir`` with the command's options; prints errors and the summary line."""
     from fastraster.pipelines.staged import rasterize_dir
 
-    report = run_quietly(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
-                         stats=config_stats(config), n_jobs=workers, batch_size=batch_size,
-                         backend=backend, overwrite=overwrite, progress=not quiet,
-                         dtype=dtype)
-    report_exit(report)
+    with stops_cleanly():
+        report = run_quietly(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
+                             stats=config_stats(config), n_jobs=workers,
+                             batch_size=batch_size, backend=backend, overwrite=overwrite,
+                             progress=not quiet, dtype=dtype, retries=retries)
+    report.exit_code = report_exit(report)
     return report
 
 
@@ -44,8 +46,8 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
 @click.option("--scheduler", default=None,
               help="Address of a running dask.distributed scheduler (tcp://host:8786); "
                    "implies --backend dask.")
-def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, tile_size,
-              dtype, config, scheduler):
+def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, retries, tms, z,
+              tile_size, dtype, config, scheduler):
     """Rasterize every STAGED/<TMS>/<z>/<x>/<y>.gpkg into OUT/<TMS>/<z>/<x>/<y>.tif."""
     if scheduler:
         try:
@@ -55,8 +57,8 @@ def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, tms, 
                                    "pip install 'fastraster[dask]'") from exc
         with Client(scheduler):  # the default client for joblib's dask backend
             report = run(staged, out, workers, batch_size, "dask", overwrite, quiet, tms, z,
-                         tile_size, dtype, config)
+                         tile_size, dtype, config, retries)
     else:
         report = run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
-                     tile_size, dtype, config)
-    sys.exit(1 if report.n("error") else 0)
+                     tile_size, dtype, config, retries)
+    sys.exit(report.exit_code)

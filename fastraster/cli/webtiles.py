@@ -13,6 +13,7 @@ from fastraster.cli.options import (
     parallel_options,
     report_exit,
     run_quietly,
+    stops_cleanly,
     tms_option,
 )
 
@@ -30,8 +31,8 @@ from fastraster.cli.options import (
               help="URL the web tiles will be served from, for WMTSCapabilities.xml "
                    "(default: the file:// URL of WEB).")
 @click.option("--no-wmts", is_flag=True, help="Do not write WMTSCapabilities.xml.")
-def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, tms, config,
-             summary, base_url, no_wmts):
+def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, retries, tms,
+             config, summary, base_url, no_wmts):
     """Render GEOTIFFS/<TMS>/<z>/<x>/<y>.tif into WEB/<stat>/<TMS>/<z>/<x>/<y>.png.
 
     One RGBA PNG per statistic, coloured as pdgraster colours them, plus
@@ -39,10 +40,11 @@ def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, tms,
     """
     from fastraster.pipelines.webtiles import render_web_tiles
 
-    report = run_quietly(render_web_tiles, geotiffs, web, stats=config_stats(config),
-                         summary=summary, n_jobs=workers, batch_size=batch_size,
-                         backend=backend, overwrite=overwrite, progress=not quiet, tms=tms,
-                         wmts=not no_wmts, base_url=base_url)
+    with stops_cleanly():
+        report = run_quietly(render_web_tiles, geotiffs, web, stats=config_stats(config),
+                             summary=summary, n_jobs=workers, batch_size=batch_size,
+                             backend=backend, overwrite=overwrite, progress=not quiet,
+                             tms=tms, wmts=not no_wmts, base_url=base_url, retries=retries)
     code = report_exit(report)
     if getattr(report, "wmts", None):
         click.echo(f"WMTS capabilities: {report.wmts}")

@@ -41,7 +41,8 @@ class TileReport(Report):
 
     ``errors``, ``n(status)`` and ``summary_line()`` cover the records of all the call's
     steps (``steps``: one :class:`~fastraster.io.records.Report` per step, ``step`` naming
-    it: "rasterize", "pyramid" or "webtiles"); ``records`` lists them in order.
+    it: "rasterize", "pyramid" or "webtiles"); ``records`` lists them in order. What the
+    steps survived (retries, worker deaths, ...) is summed over them.
     """
 
     def __init__(self, tiles=(), steps=()):
@@ -49,6 +50,11 @@ class TileReport(Report):
         self.steps = [s for s in steps if s is not None]
         self.total = sum(len(s) if s.total is None else s.total for s in self.steps)
         self.wall_seconds = sum(s.wall_seconds for s in self.steps)
+        for name in ("retried", "worker_deaths", "litter_removed", "not_attempted"):
+            setattr(self, name, sum(getattr(s, name) for s in self.steps))
+        for name in ("stopped", "csv_error"):
+            setattr(self, name, next((getattr(s, name) for s in self.steps
+                                      if getattr(s, name)), None))
 
     @property
     def records(self) -> list[dict]:
@@ -124,6 +130,10 @@ class RasterTiler:
         accepted and ignored; a key no PDG component knows gets one warning.
     dtype : str
         GeoTIFF sample type; float64 (pdgraster's) by default, so files match pdgraster's.
+    retries : int
+        Times a failed tile is tried again before it is recorded as an error (in this
+        process for :meth:`rasterize_vectors`, which runs here; in fresh workers for the
+        lower zoom levels and web tiles).
 
     Raises
     ------
@@ -144,12 +154,13 @@ class RasterTiler:
     which step, and the first message.
     """
 
-    def __init__(self, config, dtype: str = "float64"):
+    def __init__(self, config, dtype: str = "float64", retries: int = 1):
         pdg = load_config(config)
         self.config = pdg.config
         self.tiles = _TilePaths(self.config)
         self.deduplicate = pdg.deduplicate
         self.dtype = dtype
+        self.retries = max(int(retries), 0)
         self.events: list[dict] = []
         self._options = RasterizeOptions.create(
             stats=pdg.stats, tile_size=pdg.tile_size, dtype=dtype, overwrite=True,
@@ -172,12 +183,23 @@ class RasterTiler:
         Like pdgraster, an error is logged (``logging``, logger ``fastraster.compat.
         pdgraster``) and recorded as an event, not raised.
         """
-        rec = self._rasterize(path, overwrite)
+        rec = self._retry([self._rasterize(path, overwrite)], overwrite)[0]
         self._record([rec])
         if rec["status"] == "error":
             logger.error("rasterize_vector: %s", rec["error"])
             return None
         return Tile(*rec["tile"])
+
+    def _retry(self, records, overwrite):
+        """Records with failed files tried again, up to ``retries`` times (``attempts``)."""
+        for rec in records:
+            rec["attempts"] = 1
+        for attempt in range(2, self.retries + 2):
+            failed = [i for i, r in enumerate(records) if r["status"] == "error"]
+            for i in failed:
+                records[i] = self._rasterize(records[i]["path"], overwrite)
+                records[i]["attempts"] = attempt
+        return records
 
     def _rasterize(self, path, overwrite):
         f = parse_tile_path(path, tms=None)
@@ -193,7 +215,7 @@ class RasterTiler:
 
     def _rasterize_step(self, paths, overwrite) -> Report:
         t0 = time.perf_counter()
-        report = Report(self._rasterize(p, overwrite) for p in paths)
+        report = Report(self._retry([self._rasterize(p, overwrite) for p in paths], overwrite))
         self._record(report)
         return self._finish(report, "rasterize", t0)
 
@@ -231,7 +253,7 @@ class RasterTiler:
         options = PyramidOptions(stats=self.stats, overwrite=bool(overwrite))
         report = Report(pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"],
                                        tiles, z_min, options, n_jobs=n_jobs,
-                                       recursive=recursive))
+                                       recursive=recursive, retries=self.retries))
         self._record(report)
         return self._finish(report, "pyramid", t0)
 
@@ -274,7 +296,8 @@ class RasterTiler:
         report = web_tiles_run(self.config["dir_geotiff"], self.config["dir_web_tiles"],
                                stats=self.stats, paths=list(geotiff_paths),
                                summary=False, n_jobs=n_jobs, overwrite=overwrite,
-                               progress=False, wmts=False, tms=self.config["tms_id"])
+                               progress=False, wmts=False, tms=self.config["tms_id"],
+                               retries=self.retries)
         self.events.extend(report)
         locked_merge(self.config["filename_rasterization_events"], report,
                      functools.partial(write_events, append=True))

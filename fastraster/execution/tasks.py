@@ -4,8 +4,12 @@ A failing file must never stop a run of thousands: every task of every pipeline 
 :func:`safe_task`, which builds the record skeleton, times the work, turns any exception into
 ``status="error"`` with an ``error`` message that starts with the path (an
 :class:`~fastraster.io.staged.InputError` keeps its own message, which names the file and the
-problem; anything else becomes ``"<path>: <Type>: <message>"`` plus a ``traceback``), and adds
-the worker's ``pid`` and peak resident memory.
+problem; an :class:`~fastraster.io.atomic.OutputError` reads ``"<path>: cannot write <file>:
+[Errno 28] No space left on device"``; anything else becomes ``"<path>: <Type>: <message>"``
+plus a ``traceback``), keeps the ``errno`` of an OS error (the executor stops a run whose
+outputs fail with one errno again and again), and adds the worker's ``pid`` and peak resident
+memory. :func:`failure_record` is the record of an item that no task returned (its worker
+died, or it was never attempted).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import resource
 import time
 import traceback
 
+from fastraster.io.atomic import OutputError, os_errno
 from fastraster.io.staged import InputError
 
 
@@ -64,11 +69,29 @@ def safe_task(work, path, tile, *, output=None, **fields) -> dict:
     except InputError as exc:
         rec["status"] = "error"
         rec["error"] = str(exc)
+    except OutputError as exc:
+        rec["status"] = "error"
+        rec["error"] = f"{path}: {exc}"
+        rec["errno"] = exc.errno
     except Exception as exc:  # a failing file must never stop the run
         rec["status"] = "error"
         rec["error"] = f"{path}: {type(exc).__name__}: {exc}"
         rec["traceback"] = traceback.format_exc()
+        code = os_errno(exc)
+        if code is not None:
+            rec["errno"] = code
     rec["seconds"] = time.perf_counter() - t0
     rec["pid"] = os.getpid()
     rec["maxrss_kb"] = peak_rss_kb()
     return rec
+
+
+def failure_record(path, tile, error: str, *, output=None, attempts=0, failure="error",
+                   pid=None, **fields) -> dict:
+    """The record of an item that no task returned: ``status="error"``, ``error`` starting
+    with ``path``, ``failure`` saying why (``"worker died"``, ``"not attempted"``), the
+    ``attempts`` made and the ``pid`` of the worker that died, if any."""
+    return {"path": path, "tile": None if tile is None else tuple(tile), "status": "error",
+            "error": f"{path}: {error}", "seconds": 0.0, "polygons": None, "output": output,
+            **fields, "failure": failure, "attempts": attempts, "pid": pid,
+            "maxrss_kb": None}

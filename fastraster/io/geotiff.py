@@ -8,6 +8,7 @@ import numpy as np
 
 from fastraster.io.atomic import atomic_path
 from fastraster.io.geotiff_lean import LeanTiffUnsupported, lean_io_enabled, write_geotiff_lean
+from fastraster.io.tiffcheck import check_tiff
 from fastraster.model.grid import TileGrid
 
 
@@ -43,7 +44,13 @@ def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="floa
                   nodata=None, cog=False, engine="auto") -> None:
     """Write bands to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
 
-    A reader (or a crashed run) never sees a half-written file under the final name.
+    A reader (or a crashed run) never sees a half-written file under the final name, and a
+    write that fails (a full disk, a read-only or forbidden folder) raises
+    :class:`~fastraster.io.atomic.OutputError` with the errno, leaving no temporary file. The
+    lean writer writes with ``os.write``, which reports every failed write with its errno;
+    GDAL does not report a directory it failed to write at close when the disk is full, so a
+    file GDAL wrote is checked before it is renamed
+    (:func:`~fastraster.io.tiffcheck.check_tiff`).
 
     Parameters
     ----------
@@ -84,9 +91,11 @@ def write_geotiff(path, array: np.ndarray, grid: TileGrid, names, *, dtype="floa
     import rasterio
 
     profile = geotiff_profile(grid, array.shape[0], dtype, nodata, cog)
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(array.astype(profile["dtype"], copy=False))
-        dst.descriptions = tuple(names)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array.astype(profile["dtype"], copy=False))
+            dst.descriptions = tuple(names)
+        check_tiff(tmp)
 
 
 class Bands(NamedTuple):

@@ -1,21 +1,24 @@
 """Report records and the two CSVs of a run: ``rasters_summary.csv`` (pdgraster's columns) and
-``rasterization_events.csv``, written atomically, streamed, or merged under a file lock."""
+``rasterization_events.csv``, written atomically, streamed, and always merged under a file
+lock (:func:`locked_merge`), so that concurrent runs writing into one folder lose no row:
+the summary keeps every output's latest row, the events CSV is a log every run appends to."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import os
 import shutil
 import warnings
 
-from fastraster.io.atomic import atomic_path, temp_path
+from fastraster.io.atomic import OutputError, atomic_path, temp_path
 
 SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
                    "path", "tile", "z"]
 EVENT_COLUMNS = ["path", "tile", "status", "error", "seconds", "polygons", "output",
                  "read_s", "compute_s", "write_s", "read_cpu_s", "compute_cpu_s",
-                 "write_cpu_s", "bytes_read"]
+                 "write_cpu_s", "bytes_read", "attempts"]
 SUMMARY_CSV = "rasters_summary.csv"
 EVENTS_CSV = "rasterization_events.csv"
 
@@ -32,8 +35,10 @@ class Report(list):
     ``error`` (message naming the file, or None), ``seconds``, ``polygons`` and ``output``;
     successful ones also phase wall/CPU times (``read_s``, ``compute_s``, ``write_s``,
     ``*_cpu_s``), ``bytes_read``, ``warnings`` (messages naming the file, e.g. no CRS,
-    features without geometry; usually empty), and every one the worker's ``pid`` and peak
-    ``maxrss_kb``.
+    features without geometry; usually empty), every one the worker's ``pid`` and peak
+    ``maxrss_kb``, and ``attempts`` (more than 1: it was retried). Records of items that no
+    task returned say why in ``failure``: ``"worker died"`` (its worker was killed or crashed
+    while running it) or ``"not attempted"`` (the run stopped first).
     """
 
     wall_seconds: float = 0.0
@@ -45,6 +50,18 @@ class Report(list):
     #: then holds only the error records).
     counts: dict | None = None
     total: int | None = None
+    #: Files that succeeded (or were skipped) on a retry.
+    retried: int = 0
+    #: Times a worker died (its pool was replaced and the run went on).
+    worker_deaths: int = 0
+    #: Temporary files of killed runs removed from the output folders before the run.
+    litter_removed: int = 0
+    #: Why the run stopped dispatching early (repeated disk errors), or None.
+    stopped: str | None = None
+    #: Files not attempted because the run stopped early.
+    not_attempted: int = 0
+    #: Why the run's CSVs could not be written (disk full...), or None.
+    csv_error: str | None = None
 
     def n(self, status: str) -> int:
         """Number of files with this status."""
@@ -60,8 +77,24 @@ class Report(list):
         ok, sk, err = self.n("ok"), self.n("skipped"), self.n("error")
         rate = ok / self.wall_seconds if self.wall_seconds > 0 else float("nan")
         total = len(self) if self.total is None else self.total
-        return (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
+        line = (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
                 f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
+        notes = []
+        if self.retried:
+            notes.append(f"{self.retried} succeeded on a retry")
+        if self.worker_deaths:
+            notes.append(f"{self.worker_deaths} worker death"
+                         f"{'s' if self.worker_deaths > 1 else ''} survived")
+        if self.litter_removed:
+            notes.append(f"removed {self.litter_removed} temporary file"
+                         f"{'s' if self.litter_removed > 1 else ''} of killed runs")
+        if self.not_attempted:
+            notes.append(f"{self.not_attempted} not attempted")
+        if self.stopped:
+            notes.append(self.stopped)
+        if self.csv_error:
+            notes.append(f"CSVs not written: {self.csv_error}")
+        return "; ".join([line, *notes])
 
     def warn_failures(self, stacklevel: int = 3) -> None:
         """End a run: one :class:`RunFailures` warning if any file failed
@@ -152,11 +185,50 @@ def summary_rows(records) -> list[list]:
     return rows
 
 
+def rows_from_file(output, tile) -> list[list]:
+    """Summary rows of an existing output, read back (for a tile skipped because its output
+    exists, whose rows the CSV lacks: the run that wrote it was killed before it wrote its
+    CSVs). The same values as the run that wrote it computed, which summarised the same
+    samples; no rows if the file cannot be read."""
+    from fastraster.io.geotiff import read_geotiff
+    from fastraster.io.summary import band_summary
+    from fastraster.io.tilepaths import parse_tile_path
+    from fastraster.model.grid import TileGrid
+
+    try:
+        data, names = read_geotiff(output)[:2]
+        grid = TileGrid.from_tile(tuple(tile), parse_tile_path(output).tms, data.shape[1:])
+    except Exception:  # unreadable: nothing to say about it
+        return []
+    return summary_rows([{
+        "status": "ok", "output": output, "tile": tuple(tile),
+        "bounds": [grid.left, grid.right, grid.bottom, grid.top],
+        "summary": [dict(stat=n, **band_summary(data[b])) for b, n in enumerate(names)]}])
+
+
+def _missing_rows(skipped, have) -> list[list]:
+    """Rows read back from the outputs of skipped records that ``have`` has no row for."""
+    rows = []
+    for output, tile in skipped:
+        if output not in have and tile is not None:
+            rows += rows_from_file(output, tile)
+            have.add(output)
+    return rows
+
+
+def _skipped(records):
+    return [(r["output"], r["tile"]) for r in records
+            if r["status"] == "skipped" and r.get("output")]
+
+
 def write_summary(path, records) -> None:
-    """Write ``rasters_summary.csv``, keeping earlier rows of outputs not redone in this run."""
+    """Write ``rasters_summary.csv``, keeping earlier rows of outputs not redone in this run;
+    outputs skipped in this run that have no row get theirs from the file
+    (:func:`rows_from_file`)."""
     new = summary_rows(records)
     redone = {row[9] for row in new}
     kept = [row for row in _previous_rows(path, SUMMARY_COLUMNS) if row[9] not in redone]
+    new += _missing_rows(_skipped(records), {row[9] for row in kept} | redone)
     _write_csv(path, SUMMARY_COLUMNS, kept + new)
 
 
@@ -165,13 +237,24 @@ def _previous_rows(path, header) -> list[list]:
 
 
 def _iter_previous_rows(path, header):
+    """The rows of an existing CSV, in ``header``'s columns: a file written with other
+    columns (an older version's, without ``attempts``) has its rows mapped by column name,
+    missing columns empty; a file that shares no column with ``header``, and rows of the
+    wrong length (cut short), are skipped."""
     if not os.path.exists(path):
         return
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
-        if next(reader, None) != header:
+        old = next(reader, None)
+        if old == header:
+            yield from (row for row in reader if len(row) == len(header))
             return
-        yield from (row for row in reader if len(row) == len(header))
+        if not old or "path" not in old:
+            return
+        where = [old.index(c) if c in old else None for c in header]
+        for row in reader:
+            if len(row) == len(old):
+                yield ["" if i is None else row[i] for i in where]
 
 
 def event_rows(records) -> list[list]:
@@ -181,7 +264,7 @@ def event_rows(records) -> list[list]:
              r["output"] or "", *(f"{r[k]:.6f}" if k in r else "" for k in
                                   ("read_s", "compute_s", "write_s", "read_cpu_s",
                                    "compute_cpu_s", "write_cpu_s")),
-             r.get("bytes_read", "")] for r in records]
+             r.get("bytes_read", ""), r.get("attempts", "")] for r in records]
 
 
 def write_events(path, records, append=False) -> None:
@@ -191,10 +274,37 @@ def write_events(path, records, append=False) -> None:
     _write_csv(path, EVENT_COLUMNS, previous + rows)
 
 
+def append_events(path, records) -> None:
+    """:func:`write_events` after the earlier rows (the events CSV is a log of every run)."""
+    write_events(path, records, append=True)
+
+
+def write_run_csvs(out_dir, records) -> None:
+    """Merge a run's records into ``rasters_summary.csv`` and append them to
+    ``rasterization_events.csv`` in ``out_dir``, each under its lock."""
+    os.makedirs(out_dir, exist_ok=True)
+    locked_merge(os.path.join(out_dir, SUMMARY_CSV), records, write_summary)
+    locked_merge(os.path.join(out_dir, EVENTS_CSV), records, append_events)
+
+
+def csv_failure(report, exc, stacklevel=3) -> None:
+    """Note on ``report``, and warn, that its CSVs could not be written (the run's records
+    stay in the report; the outputs written are complete)."""
+    report.csv_error = str(exc)
+    warnings.warn(f"{exc}: the run's CSVs were not written (its outputs are complete; the "
+                  "report holds the records)", RuntimeWarning, stacklevel=stacklevel)
+
+
 class CsvStream:
     """The two CSVs of ``rasterize_dir(keep_records=False)``: rows go to temporary files in
-    ``out_dir`` as records arrive; :meth:`finish` merges and renames them (atomically) as
-    :func:`write_summary` and :func:`write_events` would (rows in arrival order)."""
+    ``out_dir`` as records arrive; :meth:`finish` merges them (each under its lock, as
+    :func:`write_run_csvs` does) into the CSVs, renamed atomically: the summary keeping the
+    earlier rows of outputs not redone, the events after the earlier rows (rows in arrival
+    order).
+
+    A write that fails (disk full) does not stop the run: the stream stops writing, and
+    :meth:`finish` removes its parts and raises the :class:`~fastraster.io.atomic.OutputError`.
+    """
 
     def __init__(self, out_dir):
         os.makedirs(out_dir, exist_ok=True)
@@ -202,45 +312,91 @@ class CsvStream:
         self.parts = [temp_path(p) for p in self.paths]
         self.files = [open(p, "w", newline="") for p in self.parts]
         self.summary, self.events = (csv.writer(fh) for fh in self.files)
-        # Outputs redone, needed only to drop their rows from an earlier summary.
-        self.redone = set() if os.path.exists(self.paths[0]) else None
+        # Outputs redone, needed to drop their rows from an earlier summary; outputs
+        # skipped, whose rows the earlier summary should hold.
+        self.redone = set()
+        self.skipped: list = []
+        self.error: OutputError | None = None
 
     def add(self, rec):
-        rows = summary_rows([rec])
-        self.summary.writerows(rows)
-        if self.redone is not None:
+        if self.error is not None:
+            return
+        try:
+            rows = summary_rows([rec])
+            self.summary.writerows(rows)
             self.redone.update(row[9] for row in rows)
-        self.events.writerows(event_rows([rec]))
+            self.skipped += _skipped([rec])
+            self.events.writerows(event_rows([rec]))
+        except OSError as exc:
+            self.error = OutputError(exc.errno or errno.EIO, self.paths[0])
 
     def finish(self):
         for fh in self.files:
-            fh.close()
+            try:
+                fh.close()
+            except OSError as exc:  # the last buffered rows
+                self.error = self.error or OutputError(exc.errno or errno.EIO, self.paths[0])
+        if self.error is not None:
+            self.discard()
+            raise self.error
         for path, part, header in zip(self.paths, self.parts, (SUMMARY_COLUMNS, EVENT_COLUMNS)):
-            old = _iter_previous_rows(path, header) if header is SUMMARY_COLUMNS else ()
+            try:
+                locked_merge(path, part, self._merge_part(header))
+            finally:
+                os.remove(part)
+
+    def _merge_part(self, header):
+        def merge(path, part):
+            old = _iter_previous_rows(path, header)
+            have = set(self.redone)
+            if header is SUMMARY_COLUMNS:
+                old = (row for row in old if row[9] not in self.redone
+                       and (have.add(row[9]) or True))
             with atomic_path(path) as tmp, open(tmp, "w", newline="") as out, \
                     open(part, newline="") as new:
                 w = csv.writer(out)
                 w.writerow(header)
-                w.writerows(row for row in old if self.redone is None or
-                            row[9] not in self.redone)
+                w.writerows(old)
                 shutil.copyfileobj(new, out)
-            os.remove(part)
+                if header is SUMMARY_COLUMNS:
+                    w.writerows(_missing_rows(self.skipped, have))
+        return merge
 
     def discard(self):
         for fh, part in zip(self.files, self.parts):
-            fh.close()
+            try:
+                fh.close()
+            except OSError:
+                pass
             if os.path.exists(part):
                 os.remove(part)
 
 
 def locked_merge(path, records, writer) -> None:
     """``writer(path, records)`` under an exclusive lock on ``.<name>.lock`` beside ``path``,
-    so that processes on one machine merging into one CSV lose no rows."""
+    so that processes on one machine merging into one CSV lose no rows.
+
+    The lock file is removed by its holder before it unlocks, so no lock file outlives the
+    merges; a process that was waiting for it then finds the name gone (or a newer lock file
+    under it) and locks again, so two writers never hold locks on two different files.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f".{os.path.basename(path)}.lock"), "w") as lock:
+    lock_path = os.path.join(folder, f".{os.path.basename(path)}.lock")
+    while True:
+        lock = open(lock_path, "a")
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            writer(path, records)
+            same = os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        lock.close()  # (closing releases the lock)
+    try:
+        writer(path, records)
+    finally:
+        try:
+            os.remove(lock_path)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()

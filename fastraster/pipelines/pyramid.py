@@ -4,15 +4,26 @@ four children, reduced 2×2 per statistic (the arithmetic: :mod:`fastraster.mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
 
 from fastraster.execution.executor import run_tasks
+from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
+from fastraster.io.atomic import probe_writable
 from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff, write_geotiff
-from fastraster.io.records import EVENTS_CSV, SUMMARY_CSV, Report, write_events, write_summary
+from fastraster.io.records import (
+    EVENTS_CSV,
+    SUMMARY_CSV,
+    Report,
+    append_events,
+    csv_failure,
+    locked_merge,
+    write_summary,
+)
 from fastraster.io.staged import InputError
 from fastraster.io.summary import band_summary
 from fastraster.io.tilepaths import find_tiles, tile_path
@@ -73,8 +84,20 @@ def build_parent(geotiff_dir, tms: str, tile, options: PyramidOptions) -> dict:
     return safe_task(work, out, tile, output=out, summary=None)
 
 
-def _run_batch(jobs, geotiff_dir, options):
-    return [build_parent(geotiff_dir, tms, tile, options) for tms, tile in jobs]
+def _build_job(job, geotiff_dir, options):
+    """:func:`build_parent` of one ``(out_path, tms, tile[, redo])`` job (the executor's item
+    task); ``redo``: overwrite even if ``options`` does not (a run again after a fault)."""
+    if len(job) > 3 and job[3] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
+    return build_parent(geotiff_dir, job[1], job[2], options)
+
+
+def _describe_job(job):
+    return job[0], job[2], (job[0],)
+
+
+def _redo_job(job):
+    return (*job[:3], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,21 +116,37 @@ def _existing(geotiff_dir, tms=None) -> dict[str, set]:
 
 def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidOptions, *,
                    n_jobs=None, backend="loky", batch_size=8, progress=False,
-                   recursive=True) -> list[dict]:
+                   recursive=True, retries=1, runs=None) -> list[dict]:
     """Build ``parents`` (tiles of one zoom), then, if ``recursive``, their parents down to
-    ``z_min``. Returns the records of every tile tried, level by level."""
+    ``z_min``. Returns the records of every tile tried, level by level.
+
+    ``runs``: a list that gets each level's :class:`~fastraster.execution.supervisor.TaskRun`.
+    A level that stopped early (repeated disk errors) ends the pyramid there. On
+    :class:`~fastraster.execution.supervisor.RunInterrupted` the exception's ``records``
+    hold the records of the tiles finished so far.
+    """
     records: list[dict] = []
     level = sorted({tuple(t) for t in parents})
     while level and level[0][2] >= z_min:
         z = level[0][2]
         if any(t[2] != z for t in level):
             raise ValueError("parent tiles must all be of one zoom level")
-        jobs = [(tms, t) for t in level]
-        done = {rec["tile"]: rec for rec in run_tasks(
-            _run_batch, jobs, (geotiff_dir, options), batch_size=batch_size, n_jobs=n_jobs,
-            backend=backend, progress=progress, desc=f"pyramid z{z}")}
+        jobs = [(tile_path(geotiff_dir, tms, t), tms, t) for t in level]
+        run = run_tasks(_build_job, jobs, (geotiff_dir, options), batch_size=batch_size,
+                        n_jobs=n_jobs, backend=backend, progress=progress,
+                        desc=f"pyramid z{z}", retries=retries, describe=_describe_job,
+                        work_dir=geotiff_dir, rerun=_redo_job)
+        if runs is not None:
+            runs.append(run)
+        done = {}
+        try:
+            for rec in run:
+                done[rec["tile"]] = rec
+        except RunInterrupted as exc:
+            exc.records = records + [done[t] for t in level if t in done]
+            raise
         records.extend(done[t] for t in level)
-        if not recursive or z == 0:
+        if not recursive or z == 0 or run.stopped:
             break
         # Next level: parents of every tile of this level that exists (built or kept).
         level = sorted({parent_of(t) for t in level
@@ -126,7 +165,7 @@ def _z_bounds(z_range, tms):
 
 def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
                   overwrite=False, backend="loky", batch_size=8, progress=True, tms=None,
-                  summary=True, cog=False) -> Report:
+                  summary=True, cog=False, retries=1) -> Report:
     """Build the lower zoom levels of a GeoTIFF tree from its tiles at ``z_range[1]``
     (default: from its deepest zoom down to 0).
 
@@ -149,8 +188,9 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     stats : list of dict, optional
         PDG statistic configurations naming the bands (default: polygon_count, coverage);
         band descriptions are matched to statistic names.
-    n_jobs, backend, batch_size :
-        joblib parallelism, as in :func:`fastraster.rasterize_dir`.
+    n_jobs, backend, batch_size, retries :
+        joblib parallelism and retries of failed tiles, as in :func:`fastraster.rasterize_dir`
+        (and its fault tolerance: docs/reliability.md).
     tms : str, optional
         Only this tile matrix set (default: every TMS folder found).
     summary : bool or path
@@ -177,27 +217,46 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     geotiff_dir = os.fspath(geotiff_dir)
     records: list[dict] = []
     z_max = None
-    for tms_id, tiles in sorted(_existing(geotiff_dir, tms).items()):
+    runs: list = []
+    interrupted = None
+    existing = sorted(_existing(geotiff_dir, tms).items())
+    if existing:
+        probe_writable(geotiff_dir)  # one clear error, not one per tile
+    for tms_id, tiles in existing:
         z_min, z_max = z_lo, (max(t[2] for t in tiles) if z_hi is None else z_hi)
         top = {t for t in tiles if t[2] == z_max}
         if not top or z_max == 0:
             continue
         parents = {parent_of(t) for t in top}
-        records += pyramid_levels(geotiff_dir, tms_id, parents, z_min, options,
-                                  n_jobs=n_jobs, backend=backend, batch_size=batch_size,
-                                  progress=progress)
-    if not records:
+        try:
+            records += pyramid_levels(geotiff_dir, tms_id, parents, z_min, options,
+                                      n_jobs=n_jobs, backend=backend, batch_size=batch_size,
+                                      progress=progress, retries=retries, runs=runs)
+        except RunInterrupted as exc:  # the CSVs get what finished, then it goes on
+            records += exc.records
+            interrupted = exc
+            break
+        if any(r.stopped for r in runs):
+            break
+    if not records and interrupted is None:
         at = "" if z_max is None else f" at zoom {z_max}"
         warnings.warn(f"{geotiff_dir}: no GeoTIFFs{at} with a zoom below to build; "
                       f"nothing to build", stacklevel=2)
-    report = Report(records)
+    report = annotate(Report(records), runs)
     report.wall_seconds = time.perf_counter() - t0
     report.step = "pyramid"
     if summary and records:
         path = (os.path.join(geotiff_dir, SUMMARY_CSV) if summary is True
                 else os.fspath(summary))
-        write_summary(path, report)
-        report.events_csv = os.path.join(os.path.dirname(path) or ".", EVENTS_CSV)
-        write_events(report.events_csv, report, append=True)
+        events = os.path.join(os.path.dirname(path) or ".", EVENTS_CSV)
+        try:
+            locked_merge(path, report, write_summary)
+            locked_merge(events, report, append_events)
+            report.events_csv = events
+        except OSError as exc:  # disk full: the report still tells everything
+            csv_failure(report, exc)
+    if interrupted is not None:
+        interrupted.report = report
+        raise interrupted
     report.warn_failures()
     return report

@@ -4,6 +4,7 @@ rasterizing needs (no pyramid, web tiles, WMTS, tiler or CLI)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -11,17 +12,18 @@ import warnings
 import numpy as np
 
 from fastraster.execution.executor import run_tasks
+from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
+from fastraster.io.atomic import probe_writable
 from fastraster.io.geotiff import write_geotiff
 from fastraster.io.records import (
     EVENTS_CSV,
-    SUMMARY_CSV,
     CsvStream,
     Report,
     WarningTally,
-    write_events,
-    write_summary,
+    csv_failure,
+    write_run_csvs,
 )
 from fastraster.io.staged import CENTROID_COLUMNS, InputError
 from fastraster.io.summary import band_summary
@@ -73,6 +75,25 @@ def rasterize_one(job: TileFile, out_path: str, options: RasterizeOptions) -> di
 def rasterize_batch(jobs, options: RasterizeOptions) -> list[dict]:
     """:func:`rasterize_one` for each ``(job, out_path)`` of a batch (one worker task)."""
     return [rasterize_one(job, out, options) for job, out in jobs]
+
+
+def rasterize_job(job, options: RasterizeOptions) -> dict:
+    """:func:`rasterize_one` of one ``(TileFile, out_path[, redo])`` (the executor's item
+    task); ``redo``: overwrite even if ``options`` does not (:func:`redo_job`)."""
+    if len(job) > 2 and job[2] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
+    return rasterize_one(job[0], job[1], options)
+
+
+def describe_job(job):
+    """``(path, tile, outputs)`` of a ``(TileFile, out_path)`` job, for the executor."""
+    return job[0].path, job[0].tile, (job[1],) if job[1] else ()
+
+
+def redo_job(job):
+    """The job run again after a fault (its earlier execution may have written the output
+    and died before its record was kept): written again rather than skipped."""
+    return (job[0], job[1], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,12 +193,23 @@ _WARMED: list[frozenset] = []
 def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats=None,
                   n_jobs=None, batch_size=10, backend="loky", overwrite=False, progress=True,
                   dtype="float32", deduplicate=False, validate="repair", cog=False,
-                  ext=".gpkg", summary=True, keep_records=True) -> Report:
+                  ext=".gpkg", summary=True, keep_records=True, retries=1) -> Report:
     """Rasterize every staged tile below ``staged_dir`` into ``out_dir``.
 
     Outputs go to ``<out_dir>/<TMS>/<z>/<x>/<y>.tif`` (written atomically; existing ones are
     skipped unless ``overwrite``), with ``rasters_summary.csv`` and
-    ``rasterization_events.csv`` written once, by this (the parent) process, in ``out_dir``.
+    ``rasterization_events.csv`` written once, by this (the parent) process, in ``out_dir``
+    (merged under a file lock: concurrent runs into one folder lose no row).
+
+    Faults (docs/reliability.md): a worker that dies costs only the file it was running,
+    which fails with "worker died: SIGKILL" (or its crash) and is retried like any failed
+    file; temporary files that killed runs left in the output folders are removed first; an
+    output folder that cannot be written stops the run before any work
+    (:class:`~fastraster.io.atomic.OutputError`), and repeated disk-full or permission errors
+    stop dispatch (the files not attempted are reported). SIGINT or SIGTERM end the workers,
+    write the CSVs for what finished and raise
+    :class:`~fastraster.execution.supervisor.RunInterrupted` (a ``KeyboardInterrupt``; its
+    ``report`` holds what finished): run again without ``overwrite`` to resume.
 
     Parameters
     ----------
@@ -219,6 +251,10 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         (``report.counts``, ``report.total``), so that the parent's memory does not grow
         with the number of tiles (about 2.5 kB per kept record); CSV rows are then in
         completion order.
+    retries : int
+        Times a failed file (whatever the cause) is tried again, alone in its task and in a
+        fresh worker process, before it is reported; its record's ``attempts`` says how
+        many tries it took, and ``report.retried`` how many files succeeded on a retry.
 
     Returns
     -------
@@ -243,24 +279,34 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     files = find_tiles(staged_dir, ext, tms, z)
     jobs = [(f, tile_path(out_dir, f.tms, f.tile) if f.tile else None) for f in files]
     load_kernels(options.stats)
-    results = run_tasks(rasterize_batch, jobs, (options,), batch_size=batch_size,
-                        n_jobs=n_jobs, backend=backend, progress=progress, desc="rasterize")
+    run = run_tasks(rasterize_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
+                    backend=backend, progress=progress, desc="rasterize", retries=retries,
+                    describe=describe_job, work_dir=out_dir,
+                    rerun=redo_job)  # checks the backend
+    probe_writable(out_dir)  # one clear error, not one per tile
     records: dict[str, dict] = {}
     counts: dict[str, int] = {}
     warned = WarningTally()
     stream = CsvStream(out_dir) if summary and not keep_records else None
+    interrupted = csv_error = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            for rec in results:
-                if keep_records or rec["status"] == "error":
-                    records[rec["path"]] = rec
-                warned.add(rec)
-                counts[rec["status"]] = counts.get(rec["status"], 0) + 1
-                if stream is not None:
-                    stream.add(rec)
+            try:
+                for rec in run:
+                    if keep_records or rec["status"] == "error":
+                        records[rec["path"]] = rec
+                    warned.add(rec)
+                    counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                    if stream is not None:
+                        stream.add(rec)
+            except RunInterrupted as exc:  # the CSVs get what finished, then it goes on
+                interrupted = exc
         if stream is not None:
-            stream.finish()
+            try:
+                stream.finish()
+            except OSError as exc:  # disk full: the report still tells everything
+                csv_error = exc
     except BaseException:
         if stream is not None:
             stream.discard()
@@ -268,14 +314,21 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     report = Report(records[f.path] for f in files if f.path in records)
     if not keep_records:
         report.counts, report.total = counts, len(files)
+    annotate(report, [run])
     report.wall_seconds = time.perf_counter() - t0
     report.step = "rasterize"
     if summary and keep_records:
-        os.makedirs(out_dir, exist_ok=True)
-        write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
-        write_events(os.path.join(out_dir, EVENTS_CSV), report)
-    if summary:
+        try:
+            write_run_csvs(out_dir, report)
+        except OSError as exc:
+            csv_error = exc
+    if summary and csv_error is None:
         report.events_csv = os.path.join(os.fspath(out_dir), EVENTS_CSV)
+    if csv_error is not None:
+        csv_failure(report, csv_error)
+    if interrupted is not None:
+        interrupted.report = report
+        raise interrupted
     warned.warn(stacklevel=2)
     report.warn_failures()
     return report

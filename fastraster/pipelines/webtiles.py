@@ -8,7 +8,9 @@ import os
 import time
 
 from fastraster.execution.executor import run_tasks
+from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
+from fastraster.io.atomic import probe_writable
 from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff
 from fastraster.io.png import write_png
@@ -53,8 +55,21 @@ def render_one(path: str, tms: str, tile, options: WebTileOptions) -> dict:
     return safe_task(work, path, tile, outputs=[])
 
 
-def _run_batch(jobs, options):
-    return [render_one(path, tms, tile, options) for path, tms, tile in jobs]
+def _render_job(job, options):
+    """:func:`render_one` of one ``(path, tms, tile, outputs[, redo])`` job (the executor's
+    item task); ``redo``: overwrite even if ``options`` does not (a run again after a
+    fault)."""
+    if len(job) > 4 and job[4] and not options.overwrite:
+        options = dataclasses.replace(options, overwrite=True)
+    return render_one(job[0], job[1], job[2], options)
+
+
+def _describe_job(job):
+    return job[0], job[2], job[3]
+
+
+def _redo_job(job):
+    return (*job[:4], True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +80,7 @@ def _run_batch(jobs, options):
 def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
                      summary=None, n_jobs=None, backend="loky", batch_size=16,
                      overwrite=False, progress=True, tms=None, wmts=True, base_url=None,
-                     compress_level=6) -> Report:
+                     compress_level=6, retries=1) -> Report:
     """Render every GeoTIFF below ``geotiff_dir`` into ``<web_dir>/<stat>/<TMS>/<z>/<x>/<y>.png``.
 
     One RGBA PNG (tile-sized) per statistic per GeoTIFF, coloured with the statistic's
@@ -91,6 +106,9 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
     wmts, base_url :
         Write the capabilities document; tile URLs start with ``base_url`` (default: the
         ``file://`` URL of ``web_dir``).
+    retries : int
+        Times a failed GeoTIFF is tried again (fault tolerance as in
+        :func:`fastraster.rasterize_dir`: docs/reliability.md).
 
     Returns
     -------
@@ -109,7 +127,7 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
                            summary=summary, n_jobs=n_jobs, backend=backend,
                            batch_size=batch_size, overwrite=overwrite, progress=progress,
                            tms=tms, wmts=wmts, base_url=base_url,
-                           compress_level=compress_level)
+                           compress_level=compress_level, retries=retries)
     report.warn_failures()
     return report
 
@@ -117,7 +135,7 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
 def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
                   summary=None, n_jobs=None, backend="loky", batch_size=16, overwrite=False,
                   progress=True, tms=None, wmts=True, base_url=None,
-                  compress_level=6) -> Report:
+                  compress_level=6, retries=1) -> Report:
     """:func:`render_web_tiles` without its closing warning, for callers that make one
     warning of several steps (:class:`fastraster.RasterTiler`)."""
     t0 = time.perf_counter()
@@ -145,11 +163,25 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
     else:
         ranges = zoom_ranges(summary)
     options = dataclasses.replace(options, ranges=ranges)
-    jobs = [(f.path, f.tms, f.tile) for f in files]
-    records = {rec["path"]: rec for rec in run_tasks(
-        _run_batch, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs, backend=backend,
-        progress=progress, desc="webtiles")}
-    report = Report(records[f.path] for f in files)
+    jobs = [(f.path, f.tms, f.tile,
+             tuple(web_tile_path(web_dir, s.name, f.tms, f.tile) for s in options.stats))
+            for f in files]
+    run = run_tasks(_render_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
+                    backend=backend, progress=progress, desc="webtiles", retries=retries,
+                    describe=_describe_job, work_dir=web_dir,
+                    rerun=_redo_job)  # checks the backend
+    if jobs:
+        probe_writable(web_dir)  # one clear error, not one per tile
+    records = {}
+    try:
+        for rec in run:
+            records[rec["path"]] = rec
+    except RunInterrupted as exc:
+        exc.report = annotate(Report(records[f.path] for f in files if f.path in records),
+                              [run])
+        exc.report.step = "webtiles"
+        raise
+    report = annotate(Report(records[f.path] for f in files), [run])
     report.step = "webtiles"
     report.wmts = None
     if wmts and os.path.isdir(web_dir):
