@@ -1,0 +1,586 @@
+"""``rasterize_sources``: raw scenes (+ footprints) straight to max-zoom GeoTIFFs, PDG's way,
+without staging.
+
+Three passes, each a set of independent joblib tasks (so they run on loky, threads or a Dask
+cluster through the package's batching):
+
+1. **footprints** (driver, cheap): read every scene's footprint, rank scenes by the keep
+   rules, and list for each scene the preferred scenes whose footprints intersect its own.
+2. **map**, one task per scene: read the file in chunks (bounded memory for any file size),
+   apply PDG's staging steps (:mod:`~fastraster.sources.scenes`), assign tiles
+   (:mod:`~fastraster.sources.assign`), compute the footprint-overlap bits
+   (:mod:`~fastraster.sources.dedup`), and write the rows that can count, sorted by tile, to
+   one Arrow file (:mod:`~fastraster.sources.store`). It returns the tiles the scene is
+   present in (clip-flagged rows included) and where each tile's rows are.
+3. **reduce**, one task per group of nearby tiles: for each tile, read its rows from the
+   scenes present (memory-mapped slices), flag them with the tile's set of present scenes,
+   and run the package's kernels on the rest; write the GeoTIFF atomically.
+
+A worker's memory is bounded by one chunk (map) or one tile's rows (reduce), whatever the
+number and size of the inputs. Rows are taken in scene-name then feature order, so outputs do
+not depend on input order, ``n_jobs`` or backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastraster.compute import compute_stats
+from fastraster.geometry import RaggedPolygons, repair_invalid
+from fastraster.grid import TileGrid
+from fastraster.io import InputError, band_summary, write_geotiff
+from fastraster.pipeline import (
+    Report,
+    batched_records,
+    output_path,
+    write_events,
+    write_summary,
+)
+from fastraster.sources import dedup, scenes
+from fastraster.sources.assign import TileScheme, assign_tiles, key_xy, morton
+from fastraster.sources.rules import PdgSourceRules
+from fastraster.sources.store import Rows, SceneReader, SceneWriter, make_batch
+from fastraster.stats import attribute_columns
+
+
+class SourcesReport(Report):
+    """Tile records (one per output tile, like :func:`fastraster.rasterize_dir`'s), plus
+    ``scenes``: one record per input scene (status, counts, phase times)."""
+
+    scenes: list
+
+    @property
+    def errors(self) -> list[dict]:
+        return ([r for r in self.scenes if r["status"] == "error"]
+                + [r for r in self if r["status"] == "error"])
+
+    def summary_line(self) -> str:
+        bad = sum(1 for r in self.scenes if r["status"] == "error")
+        return f"{len(self.scenes)} scenes ({bad} failed); " + super().summary_line()
+
+
+# ---------------------------------------------------------------------------------------------
+# Map: one scene -> its rows, by tile
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """What a map task needs about one scene (plain data, pickled to workers)."""
+
+    scene: scenes.Scene
+    footprint: scenes.Footprint | None
+    neighbours: tuple  # preferred neighbours' scene ids, ascending
+    neighbour_names: tuple
+    neighbour_wkb: tuple  # their footprints in the tile matrix set CRS
+    out_path: str
+
+
+def _times():
+    return {k: 0.0 for k in ("read_s", "filter_s", "simplify_s", "clip_s", "reproject_s",
+                             "centroid_s", "assign_s", "dedup_s", "validate_s", "store_s")}
+
+
+def map_scene(job: SceneJob, rules: PdgSourceRules, chunk_size: int) -> dict:
+    """Stage one scene in memory and write its countable rows; never raises.
+
+    Returns a record with ``status`` and, when ok, ``present`` (tile keys with any row of the
+    scene, flagged or not), ``index`` (per written batch: tile keys and row ranges) and
+    counts and phase times (seconds).
+    """
+    t0 = time.perf_counter()
+    scene = job.scene
+    rec = {"path": scene.label, "scene": scene.id, "name": scene.name, "tile": None,
+           "status": "error", "error": None, "seconds": 0.0, "polygons": None,
+           "output": None}
+    times = _times()
+    writer = SceneWriter(job.out_path)
+    try:
+        _stage_scene(job, rules, chunk_size, rec, times, writer)
+        writer.close()
+        rec.update(status="ok", output=job.out_path, bytes_written=writer.nbytes)
+    except InputError as exc:
+        writer.close(exc)
+        rec["error"] = str(exc)
+    except Exception as exc:  # a failing scene must never stop the run
+        writer.close(exc)
+        rec["error"] = f"{scene.label}: {type(exc).__name__}: {exc}"
+        rec["traceback"] = traceback.format_exc()
+    rec.update(times)
+    rec["seconds"] = time.perf_counter() - t0
+    rec["pid"] = os.getpid()
+    return rec
+
+
+def _stage_scene(job, rules, chunk_size, rec, times, writer):
+    scene = job.scene
+    label = scene.label
+    if rules.clip_to_footprint and job.footprint is None:
+        raise InputError(f"{label}: no footprint (clip_to_footprint needs one)")
+    t = time.perf_counter()
+    file_crs = scenes.scene_crs(scene)
+    # PDG clips in the CRS the file declares (input_crs is applied after the clip) and
+    # reprojects from input_crs when it is set.
+    clip_crs = file_crs or rules.input_crs
+    src_crs = rules.input_crs or file_crs
+    if src_crs is None:
+        raise InputError(f"{label}: has no CRS; pass input_crs")
+    scheme = TileScheme.create(rules.tms, rules.z)
+    fp_clip = None
+    if rules.clip_to_footprint:
+        fp = job.footprint
+        fp_clip = scenes.transform_geometry(fp.geometry, fp.crs, clip_crs)
+    overlaps = []
+    if rules.deduplicate and job.footprint is not None and job.neighbours:
+        own = job.footprint.geometry_tms
+        import shapely
+
+        overlaps = [dedup.overlap_geometry(scene.name, own, name, shapely.from_wkb(wkb))
+                    for name, wkb in zip(job.neighbour_names, job.neighbour_wkb)]
+    attr_cols = attribute_columns(rules.stats)
+    present = []
+    index = []
+    n_features = n_polygons = n_clipped = n_rows = 0
+    times["read_s"] += time.perf_counter() - t
+    chunks = scenes.iter_chunks(scene, attr_cols, chunk_size)
+    while True:
+        t = time.perf_counter()
+        chunk = next(chunks, None)
+        times["read_s"] += time.perf_counter() - t
+        if chunk is None:
+            break
+        n_features += len(chunk)
+        out = _stage_chunk(chunk, label, rules, scheme, fp_clip, overlaps, src_crs, attr_cols,
+                           times)
+        if out is None:
+            continue
+        n_polygons += out["n"]
+        n_clipped += out["clipped"]
+        present.append(out["present"])
+        if out["batch"] is not None:
+            t = time.perf_counter()
+            bi = writer.write(out["batch"])
+            times["store_s"] += time.perf_counter() - t
+            index.append((bi, *out["tiles"]))
+            n_rows += out["batch"].num_rows
+    present = np.unique(np.concatenate(present)) if present else np.empty(0, np.int64)
+    rec.update(polygons=n_polygons, features=n_features, clip_flagged=n_clipped, rows=n_rows,
+               tiles=int(present.size), present=present, index=index,
+               bytes_read=_input_bytes(scene))
+
+
+def _input_bytes(scene) -> int:
+    if scene.path is None:
+        return 0
+    stem = os.path.splitext(scene.path)[0]
+    if scene.path.lower().endswith(".shp"):  # the geometry and attribute files
+        return sum(os.path.getsize(stem + e) for e in (".shp", ".shx", ".dbf")
+                   if os.path.exists(stem + e))
+    return os.path.getsize(scene.path)
+
+
+def _stage_chunk(chunk, label, rules, scheme, fp_clip, overlaps, src_crs, attr_cols, times):
+    t = time.perf_counter()
+    polys, feature = scenes.decode_polygons(chunk, label)
+    if len(polys) == 0:
+        times["filter_s"] += time.perf_counter() - t
+        return None
+    geoms = None
+    if rules.simplify_tolerance is not None or fp_clip is not None:
+        geoms = scenes.to_polygons(polys)
+    t1 = time.perf_counter()
+    times["filter_s"] += t1 - t
+    if rules.simplify_tolerance is not None:
+        geoms = scenes.simplify(geoms, rules.simplify_tolerance)
+        polys = scenes.from_polygons(geoms)
+    t2 = time.perf_counter()
+    times["simplify_s"] += t2 - t1
+    clip = (scenes.clip_flags(geoms, fp_clip) if fp_clip is not None
+            else np.zeros(len(polys), bool))
+    t3 = time.perf_counter()
+    times["clip_s"] += t3 - t2
+    polys = scenes.reproject(polys, src_crs, scheme.crs, label)
+    t4 = time.perf_counter()
+    times["reproject_s"] += t4 - t3
+    cx, cy = scenes.centroids(polys)
+    t5 = time.perf_counter()
+    times["centroid_s"] += t5 - t4
+    pidx, keys = assign_tiles(polys, scheme)
+    present = np.unique(keys)
+    t6 = time.perf_counter()
+    times["assign_s"] += t6 - t5
+    # Only rows that can count are stored; clip-flagged polygons matter only through the
+    # tiles they make their scene present in.
+    sel = ~clip[pidx]
+    pidx, keys = pidx[sel], keys[sel]
+    out = {"n": len(polys), "clipped": int(clip.sum()), "present": present, "batch": None}
+    if pidx.size == 0:
+        return out
+    used = np.unique(pidx)  # polygons with a row, ascending
+    sub = polys.take(used)
+    bits = dedup.overlap_bits(scenes.bounds(sub), lambda i: scenes.to_polygons(sub.take(i)),
+                              overlaps)
+    t7 = time.perf_counter()
+    times["dedup_s"] += t7 - t6
+    sub = _validate(sub, feature[used], rules.validate, label)
+    t8 = time.perf_counter()
+    times["validate_s"] += t8 - t7
+    # Rows sorted by tile, then feature: a tile's rows are one slice, in feature order.
+    local = np.searchsorted(used, pidx)
+    order = np.lexsort((local, keys))
+    local, keys = local[order], keys[order]
+    rows_attr = {c: chunk.attributes[c][feature[used] - chunk.start][local] for c in attr_cols}
+    g = used[local]
+    out["batch"] = make_batch(feature[g], cx[g], cy[g], bits[local], rows_attr,
+                              sub.take(local))
+    ukeys, starts = np.unique(keys, return_index=True)
+    stops = np.append(starts[1:], keys.size)
+    out["tiles"] = (ukeys, starts, stops)
+    times["store_s"] += time.perf_counter() - t8
+    return out
+
+
+def _validate(polys: RaggedPolygons, feature, mode, label) -> RaggedPolygons:
+    """Repair (or refuse) invalid polygons for the coverage, as the staged path does; the
+    centroid stays that of the polygon as staged (PDG computes it before pdgraster repairs)."""
+    if mode != "error":
+        return repair_invalid(polys, mode)[0]
+    try:
+        return repair_invalid(polys, mode)[0]
+    except ValueError:
+        import shapely
+
+        from fastraster import _kernels as K
+
+        simple = np.empty(len(polys), bool)
+        K.certainly_simple(*polys.arrays, simple)
+        unsure = np.flatnonzero(~simple)
+        g = polys.take(unsure).to_shapely()
+        bad = np.flatnonzero(~shapely.is_valid(g))
+        raise InputError(f"{label}: feature {feature[unsure[bad[0]]]} is an invalid polygon: "
+                         f"{shapely.is_valid_reason(g[bad[0]])}") from None
+
+
+def _map_batch(jobs, rules, chunk_size):
+    from fastraster.pipeline import _limit_numba_threads
+
+    _limit_numba_threads()
+    return [map_scene(job, rules, chunk_size) for job in jobs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reduce: one tile <- the rows of the scenes present in it
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One output tile: where its rows are and which scenes are present in it."""
+
+    tile: tuple
+    out_path: str
+    present: frozenset  # scene ids with any row in the tile (flagged or not)
+    slices: tuple  # (scene id, intermediate path, neighbours, batch, start, stop), sorted
+
+
+def tile_rows(job: TileJob, readers: dict) -> tuple[Rows | None, int]:
+    """The tile's rows that PDG counts (unflagged), in scene then feature order, and the
+    number of rows flagged by footprint overlaps."""
+    parts = []
+    n_flagged = 0
+    for _sid, path, neighbours, batch, start, stop in job.slices:
+        reader = readers.get(path)
+        if reader is None:
+            reader = readers[path] = SceneReader(path)
+        rows = reader.rows(batch, start, stop)
+        mask = dedup.tile_mask(neighbours, job.present, rows.bits.shape[1])
+        f = dedup.flagged(rows.bits, mask)
+        if f.any():
+            n_flagged += int(f.sum())
+            rows = rows.take(~f)
+        parts.append(rows)
+    if not parts:
+        return None, n_flagged
+    polys = scenes.concat([r.polys for r in parts])
+    # Fresh, writable arrays: the kernels then see one array type whatever the source (the
+    # slices are read-only views of the mapped files).
+    polys = RaggedPolygons(*(np.array(a) for a in polys.arrays))
+    cat = [np.concatenate([getattr(r, k) for r in parts]) for k in ("feature", "cx", "cy")]
+    attrs = {k: np.concatenate([r.attrs[k] for r in parts]) for k in parts[0].attrs}
+    return Rows(cat[0], cat[1], cat[2], None, attrs, polys), n_flagged
+
+
+def reduce_tile(job: TileJob, rules: PdgSourceRules, overwrite: bool, readers: dict) -> dict:
+    """Rasterize one tile from its rows and write it; never raises, returns a record."""
+    t0 = time.perf_counter()
+    rec = {"path": job.out_path, "tile": job.tile, "status": "error", "error": None,
+           "seconds": 0.0, "polygons": None, "output": job.out_path, "summary": None}
+    try:
+        if not overwrite and os.path.exists(job.out_path):
+            rec["status"] = "skipped"
+            return rec
+        grid = TileGrid.from_tile(job.tile, rules.tms, rules.tile_size)
+        rows, n_flagged = tile_rows(job, readers)
+        t1 = time.perf_counter()
+        if rows is None:
+            rows = Rows(np.empty(0, np.int64), np.empty(0), np.empty(0), None,
+                        {c: np.empty(0) for c in attribute_columns(rules.stats)},
+                        RaggedPolygons.empty())
+        array = compute_stats(rows.polys, grid, rules.stats, centroids=(rows.cx, rows.cy),
+                              attributes=rows.attrs)
+        t2 = time.perf_counter()
+        names = [s.name for s in rules.stats]
+        written = array.astype(rules.dtype, copy=False)
+        write_geotiff(job.out_path, written, grid, names, dtype=rules.dtype,
+                      nodata=_common_nodata(rules.stats))
+        t3 = time.perf_counter()
+        summary = [dict(stat=n, **band_summary(written[b])) for b, n in enumerate(names)]
+        rec.update(status="ok", polygons=len(rows.polys), flagged=n_flagged,
+                   read_s=t1 - t0, compute_s=t2 - t1, write_s=t3 - t2,
+                   summary_s=time.perf_counter() - t3,
+                   bounds=[grid.left, grid.right, grid.bottom, grid.top], summary=summary)
+    except InputError as exc:
+        rec["error"] = str(exc)
+    except Exception as exc:
+        rec["error"] = f"{job.out_path}: {type(exc).__name__}: {exc}"
+        rec["traceback"] = traceback.format_exc()
+    rec["seconds"] = time.perf_counter() - t0
+    rec["pid"] = os.getpid()
+    return rec
+
+
+def _common_nodata(stats):
+    values = {s.nodata_val for s in stats}
+    return values.pop() if len(values) == 1 else None
+
+
+def _reduce_batch(jobs, rules, overwrite):
+    from fastraster.pipeline import _limit_numba_threads
+
+    _limit_numba_threads()
+    readers = {}
+    try:
+        return [reduce_tile(job, rules, overwrite, readers) for job in jobs]
+    finally:
+        for r in readers.values():
+            r.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+
+
+def read_footprints(scene_list, rules: PdgSourceRules):
+    """Footprints of the scenes (``{scene id: Footprint}``) and errors (``{scene id:
+    message}``) for footprints that exist but cannot be used."""
+    fps, errors = {}, {}
+    if not rules.needs_footprints:
+        return fps, errors
+    crs = TileScheme.create(rules.tms, rules.z).crs
+    for s in scene_list:
+        if s.footprint is None:
+            continue
+        try:
+            fps[s.id] = scenes.read_footprint(s.footprint, s, rules.keep_columns, crs)
+        except InputError as exc:
+            errors[s.id] = str(exc)
+    return fps, errors
+
+
+def plan_scenes(scene_list, rules: PdgSourceRules, work_dir) -> tuple[list, dict]:
+    """The map jobs (scenes whose footprint could be read) and the scene errors so far."""
+    fps, errors = read_footprints(scene_list, rules)
+    neighbours = {}
+    if rules.deduplicate and fps:
+        import shapely
+
+        names = {s.id: s.name for s in scene_list}
+        ranks = dedup.rank_scenes(names, {i: f.keys for i, f in fps.items()},
+                                  rules.keep_rules)
+        neighbours = dedup.preferred_neighbours(
+            {i: shapely.from_wkb(f.wkb_tms) for i, f in fps.items()}, ranks)
+    by_id = {s.id: s for s in scene_list}
+    jobs = []
+    for s in scene_list:
+        if s.id in errors:
+            continue
+        nb = tuple(neighbours.get(s.id, ()))
+        jobs.append(SceneJob(s, fps.get(s.id), nb, tuple(by_id[i].name for i in nb),
+                             tuple(fps[i].wkb_tms for i in nb),
+                             os.path.join(work_dir, f"scene-{s.id}.arrow")))
+    return jobs, errors
+
+
+def plan_tiles(scene_recs, rules: PdgSourceRules, out_dir, neighbours: dict) -> list[TileJob]:
+    """The reduce jobs, one per tile any scene is present in, in Z-order."""
+    ok = [r for r in scene_recs if r["status"] == "ok"]
+    if not ok:
+        return []
+    pres_key = np.concatenate([r["present"] for r in ok])
+    pres_sid = np.concatenate([np.full(r["present"].size, r["scene"]) for r in ok])
+    sl = [(k, r["scene"], r["output"], bi, s, e)
+          for r in ok for bi, keys, starts, stops in r["index"]
+          for k, s, e in zip(keys.tolist(), starts.tolist(), stops.tolist())]
+    slices: dict = {}
+    for k, sid, path, bi, s, e in sorted(sl, key=lambda t: (t[0], t[1], t[3])):
+        slices.setdefault(k, []).append((sid, path, neighbours.get(sid, ()), bi, s, e))
+    order = np.lexsort((pres_sid, pres_key))
+    pres_key, pres_sid = pres_key[order], pres_sid[order]
+    keys, starts = np.unique(pres_key, return_index=True)
+    groups = np.split(pres_sid, starts[1:])
+    tx, ty = key_xy(keys)
+    jobs = []
+    for i in np.argsort(morton(tx, ty), kind="stable"):
+        k = int(keys[i])
+        tile = (int(tx[i]), int(ty[i]), rules.z)
+        jobs.append(TileJob(tile, output_path(out_dir, rules.tms, tile),
+                            frozenset(groups[i].tolist()), tuple(slices.get(k, ()))))
+    return jobs
+
+
+def _tiles_per_task(n_tiles, n_jobs, backend):
+    from joblib import effective_n_jobs
+
+    try:
+        workers = max(1, effective_n_jobs(n_jobs)) if backend != "dask" else 8
+    except Exception:
+        workers = 1
+    return int(min(64, max(1, -(-n_tiles // (4 * workers)))))
+
+
+def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
+                      footprints=None, keep_rules=(("Date", "larger"),),
+                      clip_to_footprint=True, simplify_tolerance=None, input_crs=None,
+                      tile_size=256, n_jobs=None, backend="loky", overwrite=False,
+                      progress=True, dtype="float32", ext=".shp", footprint_ext=None,
+                      validate="repair", chunk_size=scenes.DEFAULT_CHUNK_SIZE, work_dir=None,
+                      summary=True, rules=None) -> SourcesReport:
+    """Rasterize raw scenes (with their footprints) into max-zoom GeoTIFFs, with exactly the
+    answers of PDG's staging + pdgraster, without staging.
+
+    Parameters
+    ----------
+    inputs : path, list of paths, or GeoDataFrame
+        A folder (every ``ext`` file below it, recursively), one file or a list of files (any
+        format pyogrio reads), or a GeoDataFrame (one scene per ``staging_filename`` value,
+        else one scene).
+    out_dir : path
+        Output root: ``<out_dir>/<tms>/<z>/<x>/<y>.tif``, ``rasters_summary.csv`` and
+        ``rasterization_events.csv`` (scene records, then tile records).
+    z : int
+        Output zoom level (PDG's ``max(z_range)``).
+    tms : str
+    stats : list of dict, optional
+        PDG statistics (default: polygon_count and coverage).
+    footprints : path, mapping or GeoDataFrame, optional
+        A folder mirroring ``inputs`` (PDG's path rule), a mapping from scene name or path to
+        a footprint, or a GeoDataFrame of footprints (see
+        :func:`~fastraster.sources.scenes.find_scenes`). Needed when ``clip_to_footprint``
+        or ``keep_rules`` is set.
+    keep_rules : list of (column, "larger" | "smaller"), or None
+        Footprint deduplication; None turns it off.
+    clip_to_footprint : bool
+        Flag (drop from the rasters) polygons that do not intersect their scene's footprint;
+        a scene without footprint is then an error (named in the report), as in PDG.
+    simplify_tolerance : float, optional
+        Topology-preserving simplification in the input CRS, before anything else.
+    input_crs : str, optional
+        CRS of the inputs, overriding theirs for the reprojection.
+    tile_size : int or (height, width)
+    n_jobs, backend :
+        joblib workers and backend ("loky", "threading", "dask" with a running Client).
+    overwrite : bool
+        Redo existing GeoTIFFs; else they are skipped (a killed run resumes).
+    progress : bool
+    dtype : "float32" or "float64"
+    ext, footprint_ext : str
+        Scene and footprint file extensions (``footprint_ext`` defaults to ``ext``).
+    validate : {"repair", "error", "none"}
+        Invalid polygons for the coverage (the centroid is always the staged polygon's).
+    chunk_size : int
+        Features read at once per scene (bounds a worker's memory).
+    work_dir : path, optional
+        Where the per-scene intermediates go (on a filesystem all workers see); default a
+        temporary folder in ``out_dir``, removed at the end (a given one is kept).
+    summary : bool
+        Write the two CSVs.
+    rules : PdgSourceRules, optional
+        All the rules at once (e.g. from :meth:`PdgSourceRules.from_pdg_config`); the
+        keyword arguments above are then ignored.
+
+    Returns
+    -------
+    SourcesReport
+        One record per tile (and ``report.scenes``, one per scene). A failing scene or tile
+        is a record with ``status="error"`` and a message naming it; it never stops the run.
+    """
+    t0 = time.perf_counter()
+    if rules is None:
+        if z is None:
+            raise ValueError("z (the output zoom level) is required")
+        rules = PdgSourceRules(
+            z=z, tms=tms, stats=stats, keep_rules=keep_rules,
+            clip_to_footprint=clip_to_footprint, simplify_tolerance=simplify_tolerance,
+            input_crs=input_crs, tile_size=tile_size, dtype=dtype, ext=ext,
+            footprint_ext=footprint_ext or ext, validate=validate)
+    if rules.needs_footprints and footprints is None:
+        raise ValueError("clip_to_footprint and keep_rules need footprints=; pass "
+                         "clip_to_footprint=False, keep_rules=None to go without")
+    out_dir = os.fspath(out_dir)
+    scene_list = scenes.find_scenes(inputs, footprints, ext=rules.ext,
+                                    footprint_ext=rules.footprint_ext)
+    own_work = work_dir is None
+    work = (os.path.join(out_dir, f".fastraster-sources-{uuid.uuid4().hex}") if own_work
+            else os.fspath(work_dir))
+    os.makedirs(work, exist_ok=True)
+    try:
+        from fastraster.pipeline import warm_up
+
+        warm_up(rules.stats)
+        jobs, fp_errors = plan_scenes(scene_list, rules, work)
+        scene_recs = [_failed_scene(s, fp_errors[s.id]) for s in scene_list
+                      if s.id in fp_errors]
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            scene_recs += list(batched_records(_map_batch, jobs, (rules, chunk_size),
+                                               batch_size=1, n_jobs=n_jobs, backend=backend,
+                                               progress=progress, desc="scenes"))
+            scene_recs.sort(key=lambda r: r["scene"])
+            neighbours = {j.scene.id: j.neighbours for j in jobs}
+            tile_jobs = plan_tiles(scene_recs, rules, out_dir, neighbours)
+            per_task = _tiles_per_task(len(tile_jobs), n_jobs, backend)
+            tile_recs = list(batched_records(_reduce_batch, tile_jobs, (rules, overwrite),
+                                             batch_size=per_task, n_jobs=n_jobs,
+                                             backend=backend, progress=progress,
+                                             desc="tiles"))
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    tile_recs.sort(key=lambda r: (r["tile"][2], r["tile"][0], r["tile"][1]))
+    for r in scene_recs:  # the arrays were for planning only
+        r.pop("present", None)
+        r.pop("index", None)
+    report = SourcesReport(tile_recs)
+    report.scenes = scene_recs
+    report.wall_seconds = time.perf_counter() - t0
+    if summary:
+        os.makedirs(out_dir, exist_ok=True)
+        write_summary(os.path.join(out_dir, "rasters_summary.csv"), report)
+        write_events(os.path.join(out_dir, "rasterization_events.csv"),
+                     list(scene_recs) + list(report))
+    return report
+
+
+def _failed_scene(scene, message):
+    return {"path": scene.label, "scene": scene.id, "name": scene.name, "tile": None,
+            "status": "error", "error": message, "seconds": 0.0, "polygons": None,
+            "output": None}

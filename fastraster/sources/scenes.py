@@ -1,0 +1,526 @@
+"""Raw scenes: finding them and their footprints, reading them in chunks, and PDG's
+per-polygon staging steps (SEMANTICS §1, in PDG's order).
+
+For every chunk of a scene file, in order:
+
+1. keep plain Polygons (:func:`decode_polygons`): MultiPolygons, nulls, empties and other
+   types are dropped, as ``gdf[gdf.geometry.type == 'Polygon']`` does;
+2. simplify in the *input* CRS (:func:`simplify`), before anything else;
+3. flag polygons that do not intersect the scene's own footprint (:func:`clip_flags`,
+   ``intersects``: touching counts);
+4. reproject vertex by vertex to the tile matrix set's CRS (:func:`reproject`);
+5. planar centroids in that CRS (:func:`centroids`), GEOS's doubles.
+
+Everything is vectorised over the chunk: numpy, the package's kernels and shapely 2's array
+functions; no Python loop runs per polygon.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import shapely
+
+from fastraster import _kernels as K
+from fastraster.geometry import RaggedPolygons, _offsets
+from fastraster.io import InputError
+
+#: Column of a GeoDataFrame input (and of a footprint GeoDataFrame) that names the scene
+#: each row belongs to: PDG's ``staging_filename``.
+SCENE_COLUMN = "staging_filename"
+
+#: Features per chunk when reading a scene (bounds a worker's memory for any file size).
+DEFAULT_CHUNK_SIZE = 65536
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenes and footprints
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One input scene (one file, or one group of a GeoDataFrame).
+
+    ``name`` is PDG's ``staging_filename``: the path relative to the input folder. Scenes are
+    numbered by sorted name, so every result is independent of the order of the inputs.
+    """
+
+    id: int
+    name: str
+    path: str | None
+    footprint: object = None  # a path, an in-memory footprint, or None when there is none
+    data: object = None  # a pyarrow Table (WKB + attributes) for in-memory scenes
+
+    @property
+    def label(self) -> str:
+        """How messages name the scene: its path, else its name."""
+        return self.path or self.name
+
+
+def find_scenes(inputs, footprints=None, *, ext=".shp", footprint_ext=".shp") -> list[Scene]:
+    """The scenes of ``inputs`` with their footprints, numbered by sorted name.
+
+    Parameters
+    ----------
+    inputs : path, list of paths, or GeoDataFrame
+        A folder (every file ending in ``ext`` below it, recursively; hidden files skipped),
+        one file, a list of files, or a GeoDataFrame (one scene per value of its
+        ``staging_filename`` column, or one scene if it has none).
+    footprints : path, mapping or GeoDataFrame, optional
+        A folder mirroring the input folder (PDG's rule: ``<footprints>/<scene name without
+        extension><footprint_ext>``), a mapping from scene name or path to a footprint path
+        or GeoDataFrame, or a GeoDataFrame of footprints (with a ``staging_filename`` column
+        unless there is one scene).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        For a missing input folder or file, or two scenes with the same name.
+    """
+    if _is_geodataframe(inputs):
+        named = _frame_scenes(inputs)
+        root = None
+    else:
+        paths, root = _scene_paths(inputs, ext)
+        named = [(_scene_name(p, root), p, None) for p in paths]
+    named.sort(key=lambda t: t[0])
+    names = [n for n, _, _ in named]
+    dup = sorted({n for i, n in enumerate(names) if i and names[i - 1] == n})
+    if dup:
+        raise ValueError(f"two inputs have the same scene name {dup[0]!r}")
+    fp_frames = _footprint_frames(footprints, names) if _is_geodataframe(footprints) else None
+    scenes = []
+    for i, (name, path, data) in enumerate(named):
+        if fp_frames is not None:
+            fp = fp_frames.get(name)
+        else:
+            fp = _footprint_for(name, path, footprints, footprint_ext)
+        scenes.append(Scene(i, name, path, fp, data))
+    return scenes
+
+
+def _is_geodataframe(obj) -> bool:
+    return hasattr(obj, "geometry") and hasattr(obj, "columns")
+
+
+def _scene_paths(inputs, ext):
+    if isinstance(inputs, (str, os.PathLike)):
+        p = os.fspath(inputs)
+        if os.path.isdir(p):
+            found = []
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                found.extend(os.path.join(root, f) for f in sorted(files)
+                             if f.endswith(ext) and not f.startswith("."))
+            return found, p
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{p}: no such file or directory")
+        return [p], os.path.dirname(p)
+    paths = [os.fspath(p) for p in inputs]
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{p}: no such file")
+    if not paths:
+        return [], None
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    return paths, root
+
+
+def _scene_name(path, root) -> str:
+    # PDG's staging_filename: the path with the dir_input prefix and os.sep removed.
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+
+
+def _footprint_for(name, path, footprints, footprint_ext):
+    if footprints is None:
+        return None
+    if isinstance(footprints, Mapping):
+        for key in (name, path):
+            if key is not None and key in footprints:
+                return footprints[key]
+        return None
+    folder = os.fspath(footprints)
+    # CM:footprint_path_from_input: dir_footprints / <relative path without extension> + ext.
+    fp = os.path.join(folder, os.path.splitext(name)[0] + footprint_ext)
+    return fp if os.path.exists(fp) else None
+
+
+def _frame_scenes(gdf):
+    """(name, None, arrow table) per scene of a GeoDataFrame."""
+    import pyarrow as pa
+
+    if gdf.crs is None:
+        crs = None
+    else:
+        crs = gdf.crs.to_wkt()
+    geom_col = gdf.geometry.name
+    if SCENE_COLUMN in gdf.columns:
+        groups = [(str(k), g) for k, g in gdf.groupby(SCENE_COLUMN, sort=True)]
+    else:
+        groups = [("geodataframe", gdf)]
+    out = []
+    for name, g in groups:
+        cols = {c: g[c].to_numpy() for c in g.columns
+                if c not in (geom_col, SCENE_COLUMN) and np.asarray(g[c]).dtype.kind in "biuf"}
+        wkb = shapely.to_wkb(np.asarray(g.geometry.values, dtype=object))
+        table = pa.table({**cols, "wkb_geometry": pa.array(wkb, pa.binary())})
+        out.append((name, None, (table, crs)))
+    return out
+
+
+def _footprint_frames(fp_gdf, names):
+    if SCENE_COLUMN in fp_gdf.columns:
+        return {str(k): g for k, g in fp_gdf.groupby(SCENE_COLUMN, sort=True)}
+    if len(names) != 1:
+        raise ValueError(f"a footprint GeoDataFrame for {len(names)} scenes needs a "
+                         f"{SCENE_COLUMN!r} column naming the scene of each footprint")
+    return {names[0]: fp_gdf}
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A scene's footprint: its geometry (WKB) in its own CRS and in the tile matrix set's,
+    and the values of the keep-rule columns."""
+
+    wkb: bytes
+    crs: str | None
+    wkb_tms: bytes
+    keys: tuple
+
+    @property
+    def geometry(self):
+        return shapely.from_wkb(self.wkb)
+
+    @property
+    def geometry_tms(self):
+        return shapely.from_wkb(self.wkb_tms)
+
+
+def read_footprint(source, scene: Scene, keep_columns, tms_crs) -> Footprint:
+    """Read a footprint (path or GeoDataFrame) into a :class:`Footprint`.
+
+    A footprint with several features is used as their union (PDG's code assumes one feature
+    per file: with several, its sjoin would duplicate rows and its element-wise intersection
+    pair features by index). The keep-rule values must then agree across the features.
+
+    Raises
+    ------
+    InputError
+        Naming the footprint and the scene, if it cannot be read, has no polygon, lacks a
+        keep-rule column or holds conflicting keep-rule values.
+    """
+    label = source if isinstance(source, (str, os.PathLike)) else f"footprint of {scene.label}"
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            import pyogrio.raw
+
+            meta, _, geoms, fields = pyogrio.raw.read(os.fspath(source))
+            names = list(meta["fields"])
+            crs = meta.get("crs")
+            columns = dict(zip(names, fields))
+            geoms = shapely.from_wkb(geoms)
+        else:
+            gdf = source
+            crs = gdf.crs.to_wkt() if gdf.crs is not None else None
+            columns = {c: gdf[c].to_numpy() for c in gdf.columns if c != gdf.geometry.name}
+            geoms = np.asarray(gdf.geometry.values, dtype=object)
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise InputError(f"{label}: cannot read the footprint of {scene.label}: {exc}") from exc
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms = geoms[keep]
+    if geoms.size == 0:
+        raise InputError(f"{label}: the footprint of {scene.label} has no geometry")
+    keys = []
+    for col in keep_columns:
+        if col not in columns:
+            raise InputError(f"{label}: the footprint of {scene.label} has no column {col!r} "
+                             "(a keep rule needs it)")
+        values = {_plain(v) for v in np.asarray(columns[col], dtype=object)[keep]}
+        if len(values) != 1:
+            raise InputError(f"{label}: the footprint of {scene.label} has {len(values)} "
+                             f"different {col!r} values; a keep rule needs one per scene")
+        keys.append(values.pop())
+    geom = geoms[0] if geoms.size == 1 else shapely.union_all(geoms)
+    if not crs:
+        raise InputError(f"{label}: the footprint of {scene.label} has no CRS")
+    geom_tms = transform_geometry(geom, crs, tms_crs)
+    return Footprint(shapely.to_wkb(geom), crs, shapely.to_wkb(geom_tms), tuple(keys))
+
+
+def _plain(v):
+    """A keep-rule value as a comparable Python object (None for nulls)."""
+    if v is None:
+        return None
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else v.astype("datetime64[ns]").astype(np.int64).item()
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (np.integer, np.bool_)):
+        return int(v)
+    if isinstance(v, bytes):
+        return v.decode()
+    if hasattr(v, "isoformat"):  # datetime / pandas Timestamp
+        return v.isoformat()
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading scenes in chunks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """A run of consecutive features of a scene, as read."""
+
+    start: int  # index of the first feature in the scene
+    data: np.ndarray  # WKB bytes
+    offsets: np.ndarray  # int64 (n + 1)
+    valid: np.ndarray  # bool (n)
+    attributes: dict  # column -> float64 array (n)
+
+    def __len__(self) -> int:
+        return self.valid.shape[0]
+
+
+def scene_crs(scene: Scene) -> str | None:
+    """The CRS stored with the scene (file or GeoDataFrame), or None."""
+    if scene.data is not None:
+        return scene.data[1]
+    import pyogrio
+
+    try:
+        return pyogrio.read_info(scene.path).get("crs")
+    except Exception as exc:
+        raise InputError(f"{scene.path}: cannot read: {exc}") from exc
+
+
+def iter_chunks(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
+    """Yield the scene's features as :class:`Chunk` s of at most ``chunk_size`` features.
+
+    Files are streamed with ``pyogrio.raw.open_arrow`` (one Arrow batch per chunk), so a
+    file of any size is read in bounded memory.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or lacks a needed attribute column.
+    """
+    from fastraster.io import _wkb_buffers
+
+    columns = list(columns)
+    if scene.data is not None:
+        table = scene.data[0]
+        _check_columns(scene, columns, table.column_names)
+        start = 0
+        for batch in table.to_batches(max_chunksize=max(int(chunk_size), 1)):
+            yield _chunk(batch, "wkb_geometry", columns, start, _wkb_buffers)
+            start += batch.num_rows
+        return
+    import pyogrio
+    import pyogrio.raw
+
+    try:
+        info = pyogrio.read_info(scene.path)
+    except Exception as exc:
+        raise InputError(f"{scene.path}: cannot read: {exc}") from exc
+    _check_columns(scene, columns, list(info["fields"]))
+    start = 0
+    try:
+        with pyogrio.raw.open_arrow(scene.path, columns=columns, use_pyarrow=True,
+                                    batch_size=max(int(chunk_size), 1)) as (meta, reader):
+            geom = meta.get("geometry_name") or "wkb_geometry"
+            for batch in reader:
+                yield _chunk(batch, geom, columns, start, _wkb_buffers)
+                start += batch.num_rows
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{scene.path}: cannot read: {exc}") from exc
+
+
+def _check_columns(scene, columns, present):
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise InputError(f"{scene.label}: has no attribute column {missing[0]!r} "
+                         "(a statistic needs it)")
+
+
+def _chunk(batch, geom, columns, start, wkb_buffers):
+    data, offsets, valid = wkb_buffers(batch.column(geom))
+    attrs = {c: np.asarray(batch.column(c).to_numpy(zero_copy_only=False), np.float64)
+             for c in columns}
+    return Chunk(start, data, offsets, valid, attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-polygon steps
+# ---------------------------------------------------------------------------------------------
+
+
+def wkb_types(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The base OGC type code of each WKB geometry (3 Polygon, 6 MultiPolygon...), -1 for
+    nulls and geometries too short to hold a header. ISO (1003, 2003, 3003) and EWKB (flag
+    bits) variants map to their base type."""
+    starts = offsets[:-1]
+    ok = valid & (np.diff(offsets) >= 5)
+    out = np.full(starts.shape[0], -1, np.int64)
+    s = starts[ok]
+    if s.size == 0:
+        return out
+    b = data[s[:, None] + np.arange(5)].astype(np.uint32)
+    little = b[:, 0] == 1
+    t = np.where(little, b[:, 1] | (b[:, 2] << 8) | (b[:, 3] << 16) | (b[:, 4] << 24),
+                 b[:, 4] | (b[:, 3] << 8) | (b[:, 2] << 16) | (b[:, 1] << 24))
+    out[ok] = (t & np.uint32(0x0FFFFFFF)) % 1000
+    return out
+
+
+def decode_polygons(chunk: Chunk, label: str) -> tuple[RaggedPolygons, np.ndarray]:
+    """PDG's geometry filter: the chunk's plain, non-empty Polygons and their feature indices.
+
+    ``gdf[gdf.geometry.type == 'Polygon']``: MultiPolygons (even of one part) are dropped,
+    not exploded; nulls, empties and every other type are dropped too (an empty Polygon
+    passes PDG's filter but lands in no tile, so dropping it changes nothing).
+
+    Raises
+    ------
+    InputError
+        For truncated WKB (a corrupt file), naming the features.
+    """
+    polys, status = RaggedPolygons.from_wkb(chunk.data, chunk.offsets, chunk.valid)
+    bad = np.flatnonzero(status == K.WKB_TRUNCATED)
+    if bad.size:
+        shown = ", ".join(str(chunk.start + i) for i in bad[:5])
+        raise InputError(f"{label}: {bad.size} feature(s) ({shown}) have truncated WKB")
+    n_coords = polys.ring_offsets[polys.part_offsets[polys.geom_offsets]]
+    nonempty = np.diff(n_coords) > 0
+    keep = np.flatnonzero((wkb_types(chunk.data, chunk.offsets, chunk.valid) == 3)
+                          & (status == K.WKB_OK) & nonempty)
+    return polys.take(keep), keep + chunk.start
+
+
+def to_polygons(polys: RaggedPolygons) -> np.ndarray:
+    """Shapely Polygons from ragged arrays of one-part geometries (no MultiPolygon wrapper,
+    so GEOS sees exactly the type PDG's GeoDataFrame holds)."""
+    if len(polys) == 0:
+        return np.empty(0, dtype=object)
+    coords = np.column_stack([polys.x, polys.y])
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords,
+                                     (polys.ring_offsets, polys.part_offsets))
+
+
+def from_polygons(geoms: np.ndarray) -> RaggedPolygons:
+    """Ragged arrays (MultiPolygon layout, one part each) of shapely Polygons."""
+    if geoms.size == 0:
+        return RaggedPolygons.empty()
+    kind, coords, (ring_offsets, poly_offsets) = shapely.to_ragged_array(geoms,
+                                                                          include_z=False)
+    if kind != shapely.GeometryType.POLYGON:
+        raise ValueError(f"expected Polygons, got {kind!r}")
+    return RaggedPolygons(np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]),
+                          np.asarray(ring_offsets, np.int64), np.asarray(poly_offsets, np.int64),
+                          np.arange(geoms.size + 1, dtype=np.int64))
+
+
+def simplify(geoms: np.ndarray, tolerance) -> np.ndarray:
+    """PDG's simplification: GEOS's topology-preserving Douglas-Peucker in the input CRS
+    (``GeoSeries.simplify`` = ``shapely.simplify(..., preserve_topology=True)``)."""
+    if tolerance is None:
+        return geoms
+    return shapely.simplify(geoms, tolerance, preserve_topology=True)
+
+
+def clip_flags(geoms: np.ndarray, footprint) -> np.ndarray:
+    """True for polygons that do *not* intersect the footprint (PDG flags them, never drops
+    them). ``intersects``, so a polygon touching the footprint is kept unflagged."""
+    if geoms.size == 0:
+        return np.zeros(0, bool)
+    shapely.prepare(footprint)
+    return ~shapely.intersects(footprint, geoms)
+
+
+@lru_cache(maxsize=256)
+def transformer(src: str, dst: str):
+    """The pyproj transformer geopandas' ``to_crs`` uses (``always_xy=True``), cached."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
+@lru_cache(maxsize=256)
+def same_crs(a: str, b: str) -> bool:
+    from pyproj import CRS
+
+    return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def reproject(polys: RaggedPolygons, src: str, dst: str, label: str) -> RaggedPolygons:
+    """Transform every vertex from ``src`` to ``dst`` (x = longitude), no densification, as
+    geopandas' ``to_crs`` does."""
+    if same_crs(src, dst) or len(polys) == 0:
+        return polys
+    x, y = transformer(src, dst).transform(polys.x, polys.y)
+    x = np.ascontiguousarray(x, np.float64)
+    y = np.ascontiguousarray(y, np.float64)
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise InputError(f"{label}: {int(bad.sum())} vertices cannot be transformed to {dst}")
+    return RaggedPolygons(x, y, polys.ring_offsets, polys.part_offsets, polys.geom_offsets)
+
+
+def transform_geometry(geom, src: str, dst: str):
+    """One shapely geometry transformed vertex by vertex (``GeoSeries.to_crs``)."""
+    if same_crs(src, dst):
+        return geom
+    t = transformer(src, dst)
+    return shapely.transform(geom, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+
+def centroids(polys: RaggedPolygons) -> tuple[np.ndarray, np.ndarray]:
+    """Planar centroids in the polygons' CRS (degrees for WGS 84 grids), GEOS's doubles:
+    the package's kernel where it can promise them, GEOS itself for the rest."""
+    n = len(polys)
+    cx = np.empty(n)
+    cy = np.empty(n)
+    K.polygon_centroids(*polys.arrays, cx, cy)
+    unsure = np.flatnonzero(np.isnan(cx))
+    if unsure.size:
+        c = shapely.centroid(to_polygons(polys.take(unsure)))
+        cx[unsure], cy[unsure] = shapely.get_x(c), shapely.get_y(c)
+    return cx, cy
+
+
+def bounds(polys: RaggedPolygons) -> np.ndarray:
+    """(n, 4) bounding boxes ``minx, miny, maxx, maxy`` of non-empty geometries."""
+    n = len(polys)
+    if n == 0:
+        return np.empty((0, 4))
+    first = polys.ring_offsets[polys.part_offsets[polys.geom_offsets[:-1]]]
+    out = np.empty((n, 4))
+    out[:, 0] = np.minimum.reduceat(polys.x, first)
+    out[:, 1] = np.minimum.reduceat(polys.y, first)
+    out[:, 2] = np.maximum.reduceat(polys.x, first)
+    out[:, 3] = np.maximum.reduceat(polys.y, first)
+    return out
+
+
+def concat(parts) -> RaggedPolygons:
+    """Concatenate :class:`RaggedPolygons` (in order)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return RaggedPolygons.empty()
+    if len(parts) == 1:
+        return parts[0]
+    x = np.concatenate([p.x for p in parts])
+    y = np.concatenate([p.y for p in parts])
+    ro = [np.diff(p.ring_offsets) for p in parts]
+    po = [np.diff(p.part_offsets) for p in parts]
+    go = [np.diff(p.geom_offsets) for p in parts]
+    return RaggedPolygons(x, y, _offsets(np.concatenate(ro)), _offsets(np.concatenate(po)),
+                          _offsets(np.concatenate(go)))
