@@ -295,8 +295,9 @@ def tile_rows(job: TileJob, readers: dict) -> tuple[Rows | None, int]:
     """The tile's rows that PDG counts (unflagged), in scene then feature order, and the
     number of rows flagged by footprint overlaps."""
     parts = []
+    sids = []
     n_flagged = 0
-    for _sid, path, neighbours, batch, start, stop in job.slices:
+    for sid, path, neighbours, batch, start, stop in job.slices:
         reader = readers.get(path)
         if reader is None:
             reader = readers[path] = SceneReader(path)
@@ -307,6 +308,7 @@ def tile_rows(job: TileJob, readers: dict) -> tuple[Rows | None, int]:
             n_flagged += int(f.sum())
             rows = rows.take(~f)
         parts.append(rows)
+        sids.append(np.full(len(rows), sid, np.int64))
     if not parts:
         return None, n_flagged
     polys = scenes.concat([r.polys for r in parts])
@@ -315,7 +317,7 @@ def tile_rows(job: TileJob, readers: dict) -> tuple[Rows | None, int]:
     polys = RaggedPolygons(*(np.array(a) for a in polys.arrays))
     cat = [np.concatenate([getattr(r, k) for r in parts]) for k in ("feature", "cx", "cy")]
     attrs = {k: np.concatenate([r.attrs[k] for r in parts]) for k in parts[0].attrs}
-    return Rows(cat[0], cat[1], cat[2], None, attrs, polys), n_flagged
+    return Rows(cat[0], cat[1], cat[2], None, attrs, polys, np.concatenate(sids)), n_flagged
 
 
 def reduce_tile(job: TileJob, rules: PdgSourceRules, overwrite: bool, readers: dict) -> dict:
@@ -447,6 +449,61 @@ def plan_tiles(scene_recs, rules: PdgSourceRules, out_dir, neighbours: dict) -> 
     return jobs
 
 
+def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, n_jobs=None, backend="loky",
+             progress=False, chunk_size=scenes.DEFAULT_CHUNK_SIZE):
+    """Footprints, then one map task per scene writing into ``work_dir``.
+
+    Returns the scene records (sorted by scene id) and each scene's preferred neighbours.
+    """
+    from fastraster.pipeline import warm_up
+
+    os.makedirs(work_dir, exist_ok=True)
+    warm_up(rules.stats)
+    jobs, fp_errors = plan_scenes(scene_list, rules, work_dir)
+    recs = [_failed_scene(s, fp_errors[s.id]) for s in scene_list if s.id in fp_errors]
+    recs += list(batched_records(_map_batch, jobs, (rules, chunk_size), batch_size=1,
+                                 n_jobs=n_jobs, backend=backend, progress=progress,
+                                 desc="scenes"))
+    recs.sort(key=lambda r: r["scene"])
+    return recs, {j.scene.id: j.neighbours for j in jobs}
+
+
+def counted_rows(inputs, *, rules: PdgSourceRules, footprints=None,
+                 chunk_size=scenes.DEFAULT_CHUNK_SIZE) -> dict:
+    """The rows PDG counts in each tile (unflagged), for inspection and tests.
+
+    Returns
+    -------
+    dict
+        ``{(x, y, z): {"scene": scene names, "feature": feature indices, "cx": ..., "cy":
+        ...}}`` with one entry per tile any scene is present in (empty arrays for a tile
+        whose rows are all flagged), and ``"scenes"``: the scene records.
+    """
+    import tempfile
+
+    scene_list = scenes.find_scenes(inputs, footprints, ext=rules.ext,
+                                    footprint_ext=rules.footprint_ext)
+    names = np.array([s.name for s in scene_list] or [""], dtype=object)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="fastraster-rows-") as work:
+        recs, neighbours = map_pass(scene_list, rules, work, chunk_size=chunk_size)
+        readers = {}
+        try:
+            for job in plan_tiles(recs, rules, work, neighbours):
+                rows, _ = tile_rows(job, readers)
+                if rows is None:
+                    out[job.tile] = {"scene": names[:0], "feature": np.empty(0, np.int64),
+                                     "cx": np.empty(0), "cy": np.empty(0)}
+                else:
+                    out[job.tile] = {"scene": names[rows.scene], "feature": rows.feature,
+                                     "cx": rows.cx, "cy": rows.cy}
+        finally:
+            for r in readers.values():
+                r.close()
+    out["scenes"] = recs
+    return out
+
+
 def _tiles_per_task(n_tiles, n_jobs, backend):
     from joblib import effective_n_jobs
 
@@ -541,21 +598,12 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     own_work = work_dir is None
     work = (os.path.join(out_dir, f".fastraster-sources-{uuid.uuid4().hex}") if own_work
             else os.fspath(work_dir))
-    os.makedirs(work, exist_ok=True)
     try:
-        from fastraster.pipeline import warm_up
-
-        warm_up(rules.stats)
-        jobs, fp_errors = plan_scenes(scene_list, rules, work)
-        scene_recs = [_failed_scene(s, fp_errors[s.id]) for s in scene_list
-                      if s.id in fp_errors]
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            scene_recs += list(batched_records(_map_batch, jobs, (rules, chunk_size),
-                                               batch_size=1, n_jobs=n_jobs, backend=backend,
-                                               progress=progress, desc="scenes"))
-            scene_recs.sort(key=lambda r: r["scene"])
-            neighbours = {j.scene.id: j.neighbours for j in jobs}
+            scene_recs, neighbours = map_pass(scene_list, rules, work, n_jobs=n_jobs,
+                                              backend=backend, progress=progress,
+                                              chunk_size=chunk_size)
             tile_jobs = plan_tiles(scene_recs, rules, out_dir, neighbours)
             per_task = _tiles_per_task(len(tile_jobs), n_jobs, backend)
             tile_recs = list(batched_records(_reduce_batch, tile_jobs, (rules, overwrite),

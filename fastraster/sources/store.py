@@ -112,15 +112,16 @@ class SceneReader:
 class Rows:
     """Rows of one scene: the columns as numpy arrays and the polygons as ragged arrays."""
 
-    __slots__ = ("feature", "cx", "cy", "bits", "attrs", "polys")
+    __slots__ = ("feature", "cx", "cy", "bits", "attrs", "polys", "scene")
 
-    def __init__(self, feature, cx, cy, bits, attrs, polys):
+    def __init__(self, feature, cx, cy, bits, attrs, polys, scene=None):
         self.feature = feature
         self.cx = cx
         self.cy = cy
         self.bits = bits
         self.attrs = attrs
         self.polys = polys
+        self.scene = scene  # scene id of each row, when rows of several scenes are joined
 
     def __len__(self):
         return self.feature.shape[0]
