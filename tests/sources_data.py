@@ -69,7 +69,7 @@ def random_scenes(root, seed=0, n_scenes=4, n_poly=120, ext=".shp"):
         fp = shapely.Polygon([(ox, oy), (ox + w, oy + 15), (ox + w - 10, oy + h),
                               (ox - 5, oy + h - 20)])
         geoms = []
-        for _ in range(n_poly):
+        while len(geoms) < n_poly:
             cx = rng.uniform(ox - 40, ox + w + 40)
             cy = rng.uniform(oy - 40, oy + h + 40)
             g = blob(cx, cy, rng.uniform(3, 9), rng=rng)
@@ -77,7 +77,8 @@ def random_scenes(root, seed=0, n_scenes=4, n_poly=120, ext=".shp"):
             c = np.asarray(g.exterior.coords)
             mid = (c[0] + c[1]) / 2 + rng.normal(0, 0.08, 2)
             g = shapely.Polygon(np.vstack([c[:1], mid, c[1:]]))
-            geoms.append(g)
+            if g.is_valid:  # invalid input has a test of its own
+                geoms.append(g)
         geoms[0] = shapely.MultiPolygon([blob(ox + 100, oy + 100, 5, rng=rng),
                                          blob(ox + 130, oy + 100, 5, rng=rng)])
         geoms[1] = blob(ox + 200, oy + 300, 10, rng=rng).difference(

@@ -44,9 +44,10 @@ def _rank(names, fps, keep_rules):
 
 def pdg_rows(scene_files: dict, footprint_files: dict, z: int, *, simplify_tolerance=None,
              keep_rules=(("Date", "larger"),), clip_to_footprint=True, input_crs=None,
-             tms_crs="EPSG:4326") -> pd.DataFrame:
+             tms_crs="EPSG:4326", columns=()) -> pd.DataFrame:
     """One row per (polygon, tile it intersects): name, feature, x, y, dup, geometry (TMS
-    CRS), cx, cy. ``scene_files``: {name: path}; ``footprint_files``: {name: path or None}."""
+    CRS), cx, cy and the attribute ``columns``. ``scene_files``: {name: path};
+    ``footprint_files``: {name: path or None}."""
     d = 180.0 / 2 ** z
     rows = []
     for name in sorted(scene_files):
@@ -64,7 +65,8 @@ def pdg_rows(scene_files: dict, footprint_files: dict, z: int, *, simplify_toler
         if input_crs is not None:
             gdf = gdf.set_crs(input_crs, allow_override=True)
         g = gdf.to_crs(tms_crs)
-        for feature, geom in zip(g.index, g.geometry.values):
+        for feature, geom, *values in zip(g.index, g.geometry.values,
+                                          *(g[c].to_numpy() for c in columns)):
             x0, y0, x1, y1 = geom.bounds
             for tx in range(math.floor((x0 + 180) / d) - 1, math.floor((x1 + 180) / d) + 2):
                 for ty in range(math.floor((90 - y1) / d) - 1, math.floor((90 - y0) / d) + 2):
@@ -72,9 +74,9 @@ def pdg_rows(scene_files: dict, footprint_files: dict, z: int, *, simplify_toler
                     if geom.intersects(shapely.box(left, top - d, left + d, top)):
                         c = geom.centroid
                         rows.append((name, int(feature), tx, ty, bool(dup[feature]), geom,
-                                     c.x, c.y))
+                                     c.x, c.y, *values))
     df = pd.DataFrame(rows, columns=["name", "feature", "x", "y", "dup", "geometry", "cx",
-                                     "cy"])
+                                     "cy", *columns])
     if keep_rules is None:
         return df
     fps = {n: gpd.read_file(p).to_crs(tms_crs) for n, p in footprint_files.items()

@@ -520,7 +520,7 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
                       tile_size=256, n_jobs=None, backend="loky", overwrite=False,
                       progress=True, dtype="float32", ext=".shp", footprint_ext=None,
                       validate="repair", chunk_size=scenes.DEFAULT_CHUNK_SIZE, work_dir=None,
-                      summary=True, rules=None) -> SourcesReport:
+                      summary=True, rules=None, input_root=None) -> SourcesReport:
     """Rasterize raw scenes (with their footprints) into max-zoom GeoTIFFs, with exactly the
     answers of PDG's staging + pdgraster, without staging.
 
@@ -573,6 +573,10 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     rules : PdgSourceRules, optional
         All the rules at once (e.g. from :meth:`PdgSourceRules.from_pdg_config`); the
         keyword arguments above are then ignored.
+    input_root : path, optional
+        The folder that scene names (PDG's ``staging_filename``, which break keep-rule ties)
+        and the footprint mirror are relative to, for a list of files (default: the
+        deepest folder holding them all).
 
     Returns
     -------
@@ -594,7 +598,7 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
                          "clip_to_footprint=False, keep_rules=None to go without")
     out_dir = os.fspath(out_dir)
     scene_list = scenes.find_scenes(inputs, footprints, ext=rules.ext,
-                                    footprint_ext=rules.footprint_ext)
+                                    footprint_ext=rules.footprint_ext, input_root=input_root)
     own_work = work_dir is None
     work = (os.path.join(out_dir, f".fastraster-sources-{uuid.uuid4().hex}") if own_work
             else os.fspath(work_dir))

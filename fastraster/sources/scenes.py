@@ -62,7 +62,8 @@ class Scene:
         return self.path or self.name
 
 
-def find_scenes(inputs, footprints=None, *, ext=".shp", footprint_ext=".shp") -> list[Scene]:
+def find_scenes(inputs, footprints=None, *, ext=".shp", footprint_ext=".shp",
+                input_root=None) -> list[Scene]:
     """The scenes of ``inputs`` with their footprints, numbered by sorted name.
 
     Parameters
@@ -76,6 +77,9 @@ def find_scenes(inputs, footprints=None, *, ext=".shp", footprint_ext=".shp") ->
         extension><footprint_ext>``), a mapping from scene name or path to a footprint path
         or GeoDataFrame, or a GeoDataFrame of footprints (with a ``staging_filename`` column
         unless there is one scene).
+    input_root : path, optional
+        The folder scene names (and so the footprint mirror) are relative to; default the
+        ``inputs`` folder, or the deepest folder holding all of a list of files.
 
     Raises
     ------
@@ -87,6 +91,8 @@ def find_scenes(inputs, footprints=None, *, ext=".shp", footprint_ext=".shp") ->
         root = None
     else:
         paths, root = _scene_paths(inputs, ext)
+        if input_root is not None:
+            root = os.fspath(input_root)
         named = [(_scene_name(p, root), p, None) for p in paths]
     named.sort(key=lambda t: t[0])
     names = [n for n, _, _ in named]
