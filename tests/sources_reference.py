@@ -102,3 +102,32 @@ def tile_reference(df: pd.DataFrame, grid):
     count = centroid_count_ref(t["cx"].to_numpy(), t["cy"].to_numpy(), grid)
     cov = coverage_ref(geoms, grid) if len(t) else np.zeros((grid.height, grid.width))
     return count, cov
+
+
+def coverage_exact(geoms, grid):
+    """``tests.reference.coverage_ref`` summed as it goes (GEOS intersection of each polygon
+    with each pixel box, in pixel coordinates), without its (polygons, H, W) array: memory
+    stays one raster for tiles of thousands of polygons."""
+    from tests.reference import to_pixel
+
+    out = np.zeros(grid.height * grid.width)
+    geoms = [g for g in geoms if g is not None and not g.is_empty]
+    if not geoms:
+        return out.reshape(grid.height, grid.width)
+    boxes, tree = _pixel_boxes(grid.height, grid.width)
+    pix = to_pixel(np.asarray(geoms, dtype=object), grid)
+    gi, bi = tree.query(pix, predicate="intersects")  # every (polygon, pixel) pair
+    areas = shapely.area(shapely.intersection(boxes[bi], pix[gi]))
+    np.add.at(out, bi, areas)
+    return out.reshape(grid.height, grid.width)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_boxes(height, width):
+    """``tests.reference.pixel_boxes``: pixel squares in pixel coordinates depend only on the
+    raster's shape, so tiles of one size share them."""
+    from types import SimpleNamespace
+
+    from tests.reference import pixel_boxes
+
+    return pixel_boxes(SimpleNamespace(height=height, width=width))
