@@ -53,9 +53,12 @@ from fastraster.stats import attribute_columns
 
 class SourcesReport(Report):
     """Tile records (one per output tile, like :func:`fastraster.rasterize_dir`'s), plus
-    ``scenes``: one record per input scene (status, counts, phase times)."""
+    ``scenes``: one record per input scene (status, counts, phase times), and ``passes``:
+    wall seconds of the driver's steps (``find``, ``warm_up``, ``footprints``, ``map``,
+    ``plan``, ``reduce``, ``csv``)."""
 
     scenes: list
+    passes: dict
 
     @property
     def errors(self) -> list[dict]:
@@ -450,21 +453,27 @@ def plan_tiles(scene_recs, rules: PdgSourceRules, out_dir, neighbours: dict) -> 
 
 
 def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, n_jobs=None, backend="loky",
-             progress=False, chunk_size=scenes.DEFAULT_CHUNK_SIZE):
+             progress=False, chunk_size=scenes.DEFAULT_CHUNK_SIZE, passes=None):
     """Footprints, then one map task per scene writing into ``work_dir``.
 
-    Returns the scene records (sorted by scene id) and each scene's preferred neighbours.
+    Returns the scene records (sorted by scene id) and each scene's preferred neighbours;
+    fills ``passes`` (a dict, if given) with the wall seconds of its steps.
     """
     from fastraster.pipeline import warm_up
 
     os.makedirs(work_dir, exist_ok=True)
+    t0 = time.perf_counter()
     warm_up(rules.stats)
+    t1 = time.perf_counter()
     jobs, fp_errors = plan_scenes(scene_list, rules, work_dir)
+    t2 = time.perf_counter()
     recs = [_failed_scene(s, fp_errors[s.id]) for s in scene_list if s.id in fp_errors]
     recs += list(batched_records(_map_batch, jobs, (rules, chunk_size), batch_size=1,
                                  n_jobs=n_jobs, backend=backend, progress=progress,
                                  desc="scenes"))
     recs.sort(key=lambda r: r["scene"])
+    if passes is not None:
+        passes.update(warm_up=t1 - t0, footprints=t2 - t1, map=time.perf_counter() - t2)
     return recs, {j.scene.id: j.neighbours for j in jobs}
 
 
@@ -599,6 +608,7 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     out_dir = os.fspath(out_dir)
     scene_list = scenes.find_scenes(inputs, footprints, ext=rules.ext,
                                     footprint_ext=rules.footprint_ext, input_root=input_root)
+    passes = {"find": time.perf_counter() - t0}
     own_work = work_dir is None
     work = (os.path.join(out_dir, f".fastraster-sources-{uuid.uuid4().hex}") if own_work
             else os.fspath(work_dir))
@@ -607,13 +617,16 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
             warnings.simplefilter("default")
             scene_recs, neighbours = map_pass(scene_list, rules, work, n_jobs=n_jobs,
                                               backend=backend, progress=progress,
-                                              chunk_size=chunk_size)
+                                              chunk_size=chunk_size, passes=passes)
+            t1 = time.perf_counter()
             tile_jobs = plan_tiles(scene_recs, rules, out_dir, neighbours)
             per_task = _tiles_per_task(len(tile_jobs), n_jobs, backend)
+            t2 = time.perf_counter()
             tile_recs = list(batched_records(_reduce_batch, tile_jobs, (rules, overwrite),
                                              batch_size=per_task, n_jobs=n_jobs,
                                              backend=backend, progress=progress,
                                              desc="tiles"))
+            passes.update(plan=t2 - t1, reduce=time.perf_counter() - t2)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -623,12 +636,15 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
         r.pop("index", None)
     report = SourcesReport(tile_recs)
     report.scenes = scene_recs
-    report.wall_seconds = time.perf_counter() - t0
+    report.passes = passes
+    t3 = time.perf_counter()
     if summary:
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, "rasters_summary.csv"), report)
         write_events(os.path.join(out_dir, "rasterization_events.csv"),
                      list(scene_recs) + list(report))
+    passes["csv"] = time.perf_counter() - t3
+    report.wall_seconds = time.perf_counter() - t0
     return report
 
 
