@@ -84,7 +84,7 @@ def replicate_example(dst: Path, copies: int) -> Path:
                 gdf = gpd.read_file(path)
                 if k:
                     if gdf.crs.is_geographic:  # the far scene's footprint
-                        lat = np.deg2rad(gdf.geometry.centroid.y.mean())
+                        lat = np.deg2rad(gdf.total_bounds[1::2].mean())
                         gdf["geometry"] = gdf.geometry.translate(
                             xoff=k * 6000 / (111320 * np.cos(lat)))
                     else:
@@ -375,7 +375,7 @@ def run_partial_rasters(data: Path, out: Path, z: int) -> dict:
     passes = {}
     recs, neighbours = P.map_pass(scene_list, rules, str(work), passes=passes)
     t_map = time.perf_counter() - t0
-    jobs = P.plan_tiles(recs, rules, str(out), neighbours)
+    jobs = [j for t in P.plan_tiles(recs, neighbours) for j in t.jobs(rules, str(out))]
     readers = {}
     n_partials = dense = sparse = 0
     check = [0.0, 0.0]

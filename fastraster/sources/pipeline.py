@@ -367,16 +367,20 @@ def _common_nodata(stats):
     return values.pop() if len(values) == 1 else None
 
 
-def _reduce_batch(jobs, rules, overwrite):
+def _reduce_batch(tasks, rules, overwrite, out_dir):
     from fastraster.pipeline import _limit_numba_threads
 
     _limit_numba_threads()
-    readers = {}
-    try:
-        return [reduce_tile(job, rules, overwrite, readers) for job in jobs]
-    finally:
-        for r in readers.values():
-            r.close()
+    out = []
+    for task in tasks:
+        readers = {}  # the scene files of this task, each opened (mapped) once
+        try:
+            out.extend(reduce_tile(job, rules, overwrite, readers)
+                       for job in task.jobs(rules, out_dir))
+        finally:
+            for r in readers.values():
+                r.close()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,31 +429,78 @@ def plan_scenes(scene_list, rules: PdgSourceRules, work_dir) -> tuple[list, dict
     return jobs, errors
 
 
-def plan_tiles(scene_recs, rules: PdgSourceRules, out_dir, neighbours: dict) -> list[TileJob]:
-    """The reduce jobs, one per tile any scene is present in, in Z-order."""
+@dataclass(frozen=True)
+class TileTask:
+    """A reduce task: consecutive tiles (Z-order) and, as compact arrays, the scenes present
+    in each and where each tile's rows are (no Python object per tile or slice, so the
+    driver's plan of a 10^9-polygon run stays numpy-sized)."""
+
+    keys: np.ndarray  # tile keys (m,)
+    present_offsets: np.ndarray  # (m + 1,) into present
+    present: np.ndarray  # scene ids present, per tile ascending
+    slice_offsets: np.ndarray  # (m + 1,) into slices
+    slices: np.ndarray  # (k, 4): scene id, batch, start, stop; per tile by scene, batch
+    paths: dict  # scene id -> intermediate file
+    neighbours: dict  # scene id -> preferred neighbours
+
+    def __len__(self) -> int:
+        return self.keys.shape[0]
+
+    def jobs(self, rules: PdgSourceRules, out_dir):
+        """The tiles as :class:`TileJob` s, one at a time."""
+        tx, ty = key_xy(self.keys)
+        for i in range(len(self)):
+            tile = (int(tx[i]), int(ty[i]), rules.z)
+            sl = self.slices[self.slice_offsets[i]:self.slice_offsets[i + 1]]
+            present = self.present[self.present_offsets[i]:self.present_offsets[i + 1]]
+            yield TileJob(tile, output_path(out_dir, rules.tms, tile),
+                          frozenset(present.tolist()),
+                          tuple((sid, self.paths[sid], self.neighbours.get(sid, ()), b, a, e)
+                                for sid, b, a, e in sl.tolist()))
+
+
+def plan_tiles(scene_recs, neighbours: dict, tiles_per_task: int = 64) -> list[TileTask]:
+    """The reduce tasks: every tile any scene is present in (flagged rows included), in
+    Z-order, ``tiles_per_task`` at a time."""
     ok = [r for r in scene_recs if r["status"] == "ok"]
-    if not ok:
+    pres_key = np.concatenate([r["present"] for r in ok] or [np.empty(0, np.int64)])
+    if pres_key.size == 0:
         return []
-    pres_key = np.concatenate([r["present"] for r in ok])
-    pres_sid = np.concatenate([np.full(r["present"].size, r["scene"]) for r in ok])
-    sl = [(k, r["scene"], r["output"], bi, s, e)
-          for r in ok for bi, keys, starts, stops in r["index"]
-          for k, s, e in zip(keys.tolist(), starts.tolist(), stops.tolist())]
-    slices: dict = {}
-    for k, sid, path, bi, s, e in sorted(sl, key=lambda t: (t[0], t[1], t[3])):
-        slices.setdefault(k, []).append((sid, path, neighbours.get(sid, ()), bi, s, e))
-    order = np.lexsort((pres_sid, pres_key))
-    pres_key, pres_sid = pres_key[order], pres_sid[order]
-    keys, starts = np.unique(pres_key, return_index=True)
-    groups = np.split(pres_sid, starts[1:])
+    pres_sid = np.concatenate([np.full(r["present"].size, r["scene"], np.int64) for r in ok])
+    parts = [(keys, np.full(keys.size, r["scene"], np.int64), np.full(keys.size, bi, np.int64),
+              starts, stops) for r in ok for bi, keys, starts, stops in r["index"]]
+    if parts:
+        sk, ssid, sb, s0, s1 = (np.concatenate(a).astype(np.int64) for a in zip(*parts))
+    else:
+        sk = ssid = sb = s0 = s1 = np.empty(0, np.int64)
+    keys = np.unique(pres_key)
     tx, ty = key_xy(keys)
-    jobs = []
-    for i in np.argsort(morton(tx, ty), kind="stable"):
-        k = int(keys[i])
-        tile = (int(tx[i]), int(ty[i]), rules.z)
-        jobs.append(TileJob(tile, output_path(out_dir, rules.tms, tile),
-                            frozenset(groups[i].tolist()), tuple(slices.get(k, ()))))
-    return jobs
+    order = np.argsort(morton(tx, ty), kind="stable")
+    keys = keys[order]
+    rank = np.empty(keys.size, np.int64)
+    rank[order] = np.arange(keys.size)  # position in Z-order of each sorted key
+
+    def csr(k, *cols):
+        r = rank[np.searchsorted(np.sort(keys), k)]
+        o = np.lexsort((*reversed(cols), r))  # by tile, then the columns in order
+        offsets = np.zeros(keys.size + 1, np.int64)
+        np.cumsum(np.bincount(r, minlength=keys.size), out=offsets[1:])
+        return offsets, [c[o] for c in cols]
+
+    po, (psid,) = csr(pres_key, pres_sid)
+    so, (ssid, sb, s0, s1) = csr(sk, ssid, sb, s0, s1)
+    slices = np.column_stack([ssid, sb, s0, s1])
+    paths = {r["scene"]: r["output"] for r in ok}
+    tasks = []
+    step = max(int(tiles_per_task), 1)
+    for a in range(0, keys.size, step):
+        b = min(a + step, keys.size)
+        sl = slices[so[a]:so[b]]
+        sids = np.unique(sl[:, 0]).tolist()
+        tasks.append(TileTask(keys[a:b], po[a:b + 1] - po[a], psid[po[a]:po[b]],
+                              so[a:b + 1] - so[a], sl, {i: paths[i] for i in sids},
+                              {i: tuple(neighbours.get(i, ())) for i in sids}))
+    return tasks
 
 
 def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, n_jobs=None, backend="loky",
@@ -498,7 +549,8 @@ def counted_rows(inputs, *, rules: PdgSourceRules, footprints=None,
         recs, neighbours = map_pass(scene_list, rules, work, chunk_size=chunk_size)
         readers = {}
         try:
-            for job in plan_tiles(recs, rules, work, neighbours):
+            jobs = (j for t in plan_tiles(recs, neighbours) for j in t.jobs(rules, work))
+            for job in jobs:
                 rows, _ = tile_rows(job, readers)
                 if rows is None:
                     out[job.tile] = {"scene": names[:0], "feature": np.empty(0, np.int64),
@@ -511,6 +563,19 @@ def counted_rows(inputs, *, rules: PdgSourceRules, footprints=None,
                 r.close()
     out["scenes"] = recs
     return out
+
+
+def _progress(records, total, progress, desc):
+    """Records as they come, counted on a tqdm bar (one task returns many tiles)."""
+    if not progress:
+        yield from records
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="tile", desc=desc, disable=not total) as bar:
+        for rec in records:
+            bar.update(1)
+            yield rec
 
 
 def _tiles_per_task(n_tiles, n_jobs, backend):
@@ -619,13 +684,15 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
                                               backend=backend, progress=progress,
                                               chunk_size=chunk_size, passes=passes)
             t1 = time.perf_counter()
-            tile_jobs = plan_tiles(scene_recs, rules, out_dir, neighbours)
-            per_task = _tiles_per_task(len(tile_jobs), n_jobs, backend)
+            n_tiles = len(np.unique(np.concatenate(
+                [r["present"] for r in scene_recs if r["status"] == "ok"]
+                or [np.empty(0, np.int64)])))
+            tasks = plan_tiles(scene_recs, neighbours,
+                               _tiles_per_task(n_tiles, n_jobs, backend))
             t2 = time.perf_counter()
-            tile_recs = list(batched_records(_reduce_batch, tile_jobs, (rules, overwrite),
-                                             batch_size=per_task, n_jobs=n_jobs,
-                                             backend=backend, progress=progress,
-                                             desc="tiles"))
+            results = batched_records(_reduce_batch, tasks, (rules, overwrite, out_dir),
+                                      batch_size=1, n_jobs=n_jobs, backend=backend)
+            tile_recs = list(_progress(results, n_tiles, progress, "tiles"))
             passes.update(plan=t2 - t1, reduce=time.perf_counter() - t2)
     finally:
         if own_work:
