@@ -3,6 +3,7 @@ phase, and the measurements behind the choice of decomposition.
 
     python benchmarks/sources.py phases [--repeats 5] [--zooms 13 15] [--dtype float64]
     python benchmarks/sources.py decompose [--z 15] [--copies 1 4] [--repeats 3]
+    python benchmarks/sources.py memory [--z 15] [--copies 40] [--chunks 4096 ... 1000000000]
 
 ``phases``: one core (``n_jobs=1``, in this process), on a copy of
 ``../shared/pdg-staging-example`` through its own configs (z13 and z15 interleaved in each
@@ -21,6 +22,9 @@ per copy, shifted by whole kilometres, distinct dates):
 * ``partial-rasters``: additive partial rasters per (scene, tile, flag pattern), estimated
   from the map-reduce intermediates: the kernel time of one call per partial and the bytes
   of the partials (dense and sparse).
+
+``memory``: peak RSS of one process over the same polygons as one big scene file and as
+many small ones, for several ``chunk_size`` values (1e9 = whole file at once).
 
 Prints tables and writes JSON (``--json``).
 """
@@ -436,7 +440,8 @@ def _checksum(out, z):
 def cmd_run(args):
     """One contender in this (fresh) process; prints a JSON line."""
     fn = {"map-reduce": run_map_reduce, "bbox-blocks": run_bbox_blocks,
-          "partial-rasters": run_partial_rasters}[args.mode]
+          "partial-rasters": run_partial_rasters,
+          "memory": lambda d, o, z: run_memory(d, o, z, args.chunk)}[args.mode]
     out = Path(tempfile.mkdtemp(prefix=f"fastraster-{args.mode}-"))
     try:
         res = fn(Path(args.data), out, args.z)
@@ -498,6 +503,76 @@ def cmd_decompose(args):
         Path(args.json).write_text(json.dumps(table, indent=1))
 
 
+def big_scene(dst: Path, copies: int, files: int) -> Path:
+    """One example scene repeated ``copies`` times, 6 km apart, in ``files`` files (so the
+    same polygons in one big file or many small ones), each with a covering footprint."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+    import shapely
+
+    src = sorted((EXAMPLE / "inputs" / "input").rglob("*.shp"))[0]
+    gdf = gpd.read_file(src)
+    per_file = -(-copies // files)
+    for f in range(files):
+        ks = range(f * per_file, min(copies, (f + 1) * per_file))
+        parts = [gdf.assign(geometry=gdf.geometry.translate(xoff=6000 * k)) for k in ks]
+        big = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=gdf.crs)
+        (dst / "input").mkdir(parents=True, exist_ok=True)
+        (dst / "footprints").mkdir(parents=True, exist_ok=True)
+        pyogrio.write_dataframe(big, dst / "input" / f"big{f}.shp", promote_to_multi=False)
+        box = shapely.box(*big.total_bounds).buffer(100)
+        gpd.GeoDataFrame({"Date": [f"2020010{f % 9 + 1}000000"]}, geometry=[box],
+                         crs=gdf.crs).to_file(dst / "footprints" / f"big{f}.shp")
+    return dst
+
+
+def run_memory(data: Path, out: Path, z: int, chunk: int) -> dict:
+    from fastraster.sources import rasterize_sources
+
+    t = time.perf_counter()
+    rep = rasterize_sources(data / "input", out, z=z, footprints=data / "footprints",
+                            simplify_tolerance=0.1, progress=False, n_jobs=1,
+                            chunk_size=chunk)
+    assert not rep.errors, rep.errors[:2]
+    return {"wall": time.perf_counter() - t, "features": sum(r["features"] for r in
+                                                             rep.scenes),
+            "warm_up_s": rep.passes["warm_up"], "map_s": rep.passes["map"],
+            "reduce_s": rep.passes["reduce"], "tiles": len(rep)}
+
+
+def cmd_memory(args):
+    results = []
+    for copies, files in ((args.copies, 1), (args.copies, args.copies)):
+        data = big_scene(Path(tempfile.mkdtemp(prefix="fastraster-big-")), copies, files)
+        try:
+            for chunk in args.chunks:
+                runs = []
+                for _ in range(args.repeats):
+                    cmd = [sys.executable, __file__, "_run", "--mode", "memory", "--data",
+                           str(data), "--z", str(args.z), "--chunk", str(chunk)]
+                    env = dict(os.environ, PYTHONPATH=str(REPO))
+                    line = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                          check=True).stdout.strip().splitlines()[-1]
+                    runs.append(json.loads(line))
+                    print(f"  {files} file(s), chunk {chunk}: {runs[-1]['wall']:.1f} s, "
+                          f"{runs[-1]['peak_rss_mb']:.0f} MB", file=sys.stderr)
+                results.append(dict(files=files, polygons=runs[0]["features"], chunk=chunk,
+                                    rss=statistics.median(r["peak_rss_mb"] for r in runs),
+                                    map_us=statistics.median(r["map_s"] for r in runs)
+                                    / runs[0]["features"] * 1e6))
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+    print(f"\npeak RSS of one process (n_jobs=1), z{args.z}, medians of {args.repeats}")
+    print("| polygons | files | chunk_size | peak RSS MB | map us/polygon |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['polygons']} | {r['files']} | {r['chunk']} | {r['rss']:.0f} | "
+              f"{r['map_us']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -511,14 +586,22 @@ def main(argv=None):
     d.add_argument("--copies", type=int, nargs="+", default=[1, 4])
     d.add_argument("--repeats", type=int, default=3)
     d.add_argument("--json")
+    m = sub.add_parser("memory")
+    m.add_argument("--z", type=int, default=15)
+    m.add_argument("--copies", type=int, default=40)
+    m.add_argument("--chunks", type=int, nargs="+", default=[4096, 16384, 65536, 10**9])
+    m.add_argument("--repeats", type=int, default=1)
+    m.add_argument("--json")
     r = sub.add_parser("_run")
     r.add_argument("--mode", required=True)
     r.add_argument("--data", required=True)
     r.add_argument("--z", type=int, default=15)
+    r.add_argument("--chunk", type=int, default=65536)
     args = ap.parse_args(argv)
     if not (EXAMPLE / "inputs").is_dir():
         sys.exit(f"PDG staging example not found at {EXAMPLE} (set FASTRASTER_PDG_STAGING)")
-    {"phases": cmd_phases, "decompose": cmd_decompose, "_run": cmd_run}[args.cmd](args)
+    {"phases": cmd_phases, "decompose": cmd_decompose, "memory": cmd_memory,
+     "_run": cmd_run}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ The public API (see README):
 
 * :func:`rasterize_tile` - one tile, to a float64 array (bands, height, width);
 * :func:`rasterize_dir` - a staged tree to GeoTIFFs, in parallel;
+* :func:`rasterize_sources` - raw scenes (+ footprints) to GeoTIFFs, PDG's rules, no staging;
 * :func:`build_pyramid` - the lower zoom levels of a GeoTIFF tree;
 * :func:`render_web_tiles` - RGBA PNG web tiles (+ WMTS capabilities) from GeoTIFFs;
 * :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
@@ -32,6 +33,7 @@ _LAZY = {
     "build_pyramid": "pyramid",
     "compute_stats": "compute",
     "rasterize_dir": "pipeline",
+    "rasterize_sources": "sources",
     "rasterize_tile": "rasterize",
     "render_web_tiles": "webtiles",
 }
@@ -43,8 +45,8 @@ _SUBMODULES = frozenset({"compute", "geometry", "grid", "io", "pipeline", "pyram
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
 __all__ = ["DEFAULT_STATS", "RaggedPolygons", "RasterTiler", "Report", "Stat", "Tile",
-           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_tile",
-           "render_web_tiles"]
+           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_sources",
+           "rasterize_tile", "render_web_tiles"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compute import compute_stats
@@ -53,6 +55,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.pipeline import Report, rasterize_dir
     from fastraster.pyramid import build_pyramid
     from fastraster.rasterize import rasterize_tile
+    from fastraster.sources import rasterize_sources
     from fastraster.stats import DEFAULT_STATS, Stat
     from fastraster.tiler import RasterTiler, Tile
     from fastraster.webtiles import render_web_tiles
