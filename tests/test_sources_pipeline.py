@@ -194,3 +194,28 @@ def test_invalid_polygons_repaired_or_refused(tmp_path):
     total = sum(read_tif(r["output"])[0][1].sum() * TileGrid.from_tile(r["tile"]).pixel_area
                 for r in rep)
     assert total > 0  # both lobes of the repaired bow tie plus the square
+
+
+def test_threading_backend_equals_one_worker(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, n_jobs=2,
+                      backend="threading", **KW)
+    assert _files(tmp_path / "out") == _files(first_run[0])
+
+
+def test_dask_cluster_equals_one_worker(scenes, first_run, tmp_path):
+    """Map and reduce tasks on a 2-process dask.distributed LocalCluster (intermediates on
+    a filesystem both workers see) give the same files."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask.distributed is not installed "
+                                   "(pip install 'fastraster[dask]')")
+    inp, fps = scenes
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client, \
+            client.as_current():
+        rep = rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, n_jobs=2,
+                                backend="dask", **KW)
+        pids = {r["pid"] for r in rep} | {r["pid"] for r in rep.scenes}
+    assert os.getpid() not in pids  # the work ran on the cluster's workers
+    assert _files(tmp_path / "out") == _files(first_run[0])
