@@ -219,21 +219,17 @@ def run_bbox_blocks(data: Path, out: Path, z: int, block_offset: int = 3) -> dic
     import shapely
     from pyproj import Transformer
 
-    from fastraster.io import _wkb_buffers
     from fastraster.sources import pipeline as P
     from fastraster.sources import scenes as S
     from fastraster.sources.assign import TileScheme, key_xy
     from fastraster.sources.store import Rows
-    from fastraster.stats import attribute_columns
 
     rules = _rules(z)
     t0 = time.perf_counter()
     scene_list = S.find_scenes(data / "input", data / "footprints", ext=rules.ext,
                                footprint_ext=rules.footprint_ext)
-    from fastraster.pipeline import warm_up
-
     tw = time.perf_counter()
-    warm_up(rules.stats)
+    P.warm_up(rules)
     warm = time.perf_counter() - tw
     jobs, errors = P.plan_scenes(scene_list, rules, str(out))
     assert not errors
@@ -256,7 +252,7 @@ def run_bbox_blocks(data: Path, out: Path, z: int, block_offset: int = 3) -> dic
         for bx in range(x0, x1 + 1):
             for by in range(y0, y1 + 1):
                 blocks.setdefault((bx, by), []).append(j)
-    attr_cols = attribute_columns(rules.stats)
+    attr_cols = P.attribute_columns(rules.stats)
     reread = scanned = 0
     n_tiles = 0
     for (bx, by), bjobs in sorted(blocks.items()):
@@ -274,8 +270,7 @@ def run_bbox_blocks(data: Path, out: Path, z: int, block_offset: int = 3) -> dic
             if table.num_rows == 0:
                 continue
             batch = table.combine_chunks().to_batches()[0]
-            chunk = S._chunk(batch, meta.get("geometry_name") or "wkb_geometry", attr_cols, 0,
-                             _wkb_buffers)
+            chunk = S._chunk(batch, meta.get("geometry_name") or "wkb_geometry", attr_cols, 0)
             reread += int(chunk.data.nbytes)
             fp_clip = S.transform_geometry(j.footprint.geometry, j.footprint.crs, crs)
             own = j.footprint.geometry_tms

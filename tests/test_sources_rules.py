@@ -58,7 +58,7 @@ def _box(x0, y0, x1, y1):
 def _chunk(geoms, start=0):
     import pyarrow as pa
 
-    from fastraster.io import _wkb_buffers
+    from fastraster.sources.scenes import _wkb_buffers
 
     wkb = pa.array(list(shapely.to_wkb(np.asarray(geoms, dtype=object))), pa.binary())
     data, offsets, valid = _wkb_buffers(wkb)
@@ -87,7 +87,7 @@ def test_wkb_types_iso_and_ewkb():
     assert wkb_types(iso.data, iso.offsets, iso.valid).tolist() == [3, 3, 6, 1]
     import pyarrow as pa
 
-    from fastraster.io import _wkb_buffers
+    from fastraster.sources.scenes import _wkb_buffers
 
     ewkb = pa.array([shapely.to_wkb(shapely.set_srid(g, 3413), include_srid=True, flavor="extended")
                      for g in geoms], pa.binary())

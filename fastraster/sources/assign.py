@@ -20,7 +20,8 @@ from functools import lru_cache
 import numpy as np
 import shapely
 
-from fastraster.grid import QUAD_TMS, TileGrid
+from fastraster.grid import TileGrid
+from fastraster.sources.rules import QUAD
 from fastraster.sources.scenes import bounds, to_polygons
 
 #: Candidate ranges are widened by this fraction of a tile so that no rounding in
@@ -46,10 +47,11 @@ class TileScheme:
 
     @classmethod
     def create(cls, tms: str, z: int) -> TileScheme:
-        if tms in QUAD_TMS:
+        if tms in QUAD:
             n = 2 ** z
             d = 180.0 / n
-            return cls(tms, z, QUAD_TMS[tms], -180.0, 90.0, d, d, 2 * n, n)
+            crs = TileGrid.from_tile((0, 0, 0), tms, 1).crs
+            return cls(tms, z, crs, -180.0, 90.0, d, d, 2 * n, n)
         import morecantile
 
         m = morecantile.tms.get(tms)
@@ -66,7 +68,7 @@ class TileScheme:
         them."""
         tx = np.asarray(tx, np.int64)
         ty = np.asarray(ty, np.int64)
-        if self.tms in QUAD_TMS:
+        if self.tms in QUAD:
             # TileGrid.from_tile's arithmetic, vectorised (exact: multiples of 2**(2 - z)).
             left = -180.0 + tx * self.span_x
             top = 90.0 - ty * self.span_y

@@ -23,6 +23,7 @@ not depend on input order, ``n_jobs`` or backend.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastraster import _kernels as K
 from fastraster.compute import compute_stats
-from fastraster.geometry import RaggedPolygons, repair_invalid
+from fastraster.geometry import RaggedPolygons
 from fastraster.grid import TileGrid
 from fastraster.io import InputError, band_summary, write_geotiff
 from fastraster.pipeline import (
@@ -48,7 +50,6 @@ from fastraster.sources import dedup, scenes
 from fastraster.sources.assign import TileScheme, assign_tiles, key_xy, morton
 from fastraster.sources.rules import PdgSourceRules
 from fastraster.sources.store import Rows, SceneReader, SceneWriter, make_batch
-from fastraster.stats import attribute_columns
 
 
 class SourcesReport(Report):
@@ -252,30 +253,62 @@ def _stage_chunk(chunk, label, rules, scheme, fp_clip, overlaps, src_crs, attr_c
 
 
 def _validate(polys: RaggedPolygons, feature, mode, label) -> RaggedPolygons:
-    """Repair (or refuse) invalid polygons for the coverage, as the staged path does; the
-    centroid stays that of the polygon as staged (PDG computes it before pdgraster repairs)."""
-    if mode != "error":
-        return repair_invalid(polys, mode)[0]
-    try:
-        return repair_invalid(polys, mode)[0]
-    except ValueError:
-        import shapely
+    """Repair (or refuse) invalid polygons for the coverage, as the staged path does
+    (``shapely.make_valid(method="structure")``, its polygonal part); the centroid stays
+    that of the polygon as staged (PDG computes it before pdgraster repairs anything).
 
-        from fastraster import _kernels as K
+    The package's kernel proves most polygons valid (single simple rings); only the others
+    are built as shapely objects and asked to GEOS.
+    """
+    if mode == "none" or len(polys) == 0:
+        return polys
+    import shapely
 
-        simple = np.empty(len(polys), bool)
-        K.certainly_simple(*polys.arrays, simple)
-        unsure = np.flatnonzero(~simple)
-        g = polys.take(unsure).to_shapely()
-        bad = np.flatnonzero(~shapely.is_valid(g))
+    simple = np.empty(len(polys), bool)
+    K.certainly_simple(*polys.arrays, simple)
+    unsure = np.flatnonzero(~simple)
+    if unsure.size == 0:
+        return polys
+    geoms = polys.take(unsure).to_shapely()
+    bad = np.flatnonzero(~shapely.is_valid(geoms))
+    if bad.size == 0:
+        return polys
+    if mode == "error":
         raise InputError(f"{label}: feature {feature[unsure[bad[0]]]} is an invalid polygon: "
-                         f"{shapely.is_valid_reason(g[bad[0]])}") from None
+                         f"{shapely.is_valid_reason(geoms[bad[0]])}")
+    fixed = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
+    return polys.replace(unsure[bad], np.array([_polygonal(g) for g in fixed], dtype=object))
+
+
+def _polygonal(g):
+    """The polygonal part of a make_valid result (collapsed lines and points dropped)."""
+    import shapely
+
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.MultiPolygon()
+
+
+def attribute_columns(stats) -> list[str]:
+    """Attribute columns the statistics read from the scenes."""
+    out = []
+    for s in stats:
+        if s.is_attribute and s.property not in out:
+            out.append(s.property)
+    return out
+
+
+def _one_numba_thread():
+    # Workers already run in parallel; a numba thread pool per worker would oversubscribe.
+    import numba
+
+    if numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
 
 
 def _map_batch(jobs, rules, chunk_size):
-    from fastraster.pipeline import _limit_numba_threads
-
-    _limit_numba_threads()
+    _one_numba_thread()
     return [map_scene(job, rules, chunk_size) for job in jobs]
 
 
@@ -368,9 +401,7 @@ def _common_nodata(stats):
 
 
 def _reduce_batch(tasks, rules, overwrite, out_dir):
-    from fastraster.pipeline import _limit_numba_threads
-
-    _limit_numba_threads()
+    _one_numba_thread()
     out = []
     for task in tasks:
         readers = {}  # the scene files of this task, each opened (mapped) once
@@ -503,6 +534,51 @@ def plan_tiles(scene_recs, neighbours: dict, tiles_per_task: int = 64) -> list[T
     return tasks
 
 
+_WARMED: set = set()
+
+
+def warm_up(rules: PdgSourceRules) -> None:
+    """Load (compiling into numba's disk cache if needed) every kernel both passes use, in
+    this process, by running one tiny in-memory scene through map and reduce.
+
+    The driver calls it before dispatching, so the cache is filled once instead of by every
+    worker compiling at the same moment; workers then load the cached kernels.
+    """
+    import tempfile
+
+    import pyarrow as pa
+    import shapely
+
+    key = (rules.tms, tuple((s.property, s.weight_by, s.aggregation_method,
+                             s.nodata_val is not None) for s in rules.stats))
+    if key in _WARMED:
+        return
+    scheme = TileScheme.create(rules.tms, rules.z)
+    # A triangle and a square with a hole, inside tile (0, 0) of the scheme (its CRS).
+    x0, y1 = scheme.left, scheme.top
+    dx, dy = scheme.span_x, scheme.span_y
+    tri = shapely.Polygon([(x0 + .1 * dx, y1 - .1 * dy), (x0 + .4 * dx, y1 - .1 * dy),
+                           (x0 + .2 * dx, y1 - .3 * dy)])
+    holed = shapely.box(x0 + .5 * dx, y1 - .9 * dy, x0 + .9 * dx, y1 - .5 * dy).difference(
+        shapely.box(x0 + .6 * dx, y1 - .8 * dy, x0 + .7 * dx, y1 - .7 * dy))
+    cols = {c: np.ones(2) for c in attribute_columns(rules.stats)}
+    table = pa.table({**cols, "wkb_geometry": pa.array(shapely.to_wkb([tri, holed]),
+                                                          pa.binary())})
+    scene = scenes.Scene(0, "warm-up", None, None, (table, scheme.crs))
+    quiet = dataclasses.replace(rules, clip_to_footprint=False, keep_rules=None,
+                                simplify_tolerance=None)
+    with tempfile.TemporaryDirectory(prefix="fastraster-warm-up-") as tmp:
+        rec = map_scene(SceneJob(scene, None, (), (), (), os.path.join(tmp, "s.arrow")), quiet,
+                        scenes.DEFAULT_CHUNK_SIZE)
+        if rec["status"] != "ok":
+            raise RuntimeError(f"warm-up failed: {rec['error']}")
+        for task in plan_tiles([rec], {}):
+            for r in _reduce_batch([task], quiet, True, tmp):
+                if r["status"] != "ok":
+                    raise RuntimeError(f"warm-up failed: {r['error']}")
+    _WARMED.add(key)
+
+
 def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, n_jobs=None, backend="loky",
              progress=False, chunk_size=scenes.DEFAULT_CHUNK_SIZE, passes=None):
     """Footprints, then one map task per scene writing into ``work_dir``.
@@ -510,11 +586,9 @@ def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, n_jobs=None, backen
     Returns the scene records (sorted by scene id) and each scene's preferred neighbours;
     fills ``passes`` (a dict, if given) with the wall seconds of its steps.
     """
-    from fastraster.pipeline import warm_up
-
     os.makedirs(work_dir, exist_ok=True)
     t0 = time.perf_counter()
-    warm_up(rules.stats)
+    warm_up(rules)
     t1 = time.perf_counter()
     jobs, fp_errors = plan_scenes(scene_list, rules, work_dir)
     t2 = time.perf_counter()

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastraster.grid import QUAD_TMS, _size
 from fastraster.stats import parse_stats
 
 #: pdgstaging 0.9's ConfigManager defaults for the keys read here.
@@ -41,6 +40,10 @@ PDG_CONFIG_DEFAULTS = {
 }
 
 _ORDERS = ("larger", "smaller")
+
+#: Tile matrix sets on the exact quad grid ``d = 180 / 2**z`` (``TileGrid`` computes them
+#: exactly; other ids go through morecantile).
+QUAD = ("WGS1984Quad", "WorldCRS84Quad")
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class PdgSourceRules:
         set_(self, "z", int(self.z))
         if not isinstance(self.tms, str) or not self.tms:
             raise ValueError(f"tms must be a tile matrix set id, not {self.tms!r}")
-        if self.tms not in QUAD_TMS:
+        if self.tms not in QUAD:
             import morecantile
 
             if self.tms not in morecantile.tms.list():
@@ -122,7 +125,7 @@ class PdgSourceRules:
             except Exception as exc:  # pyproj.exceptions.CRSError
                 raise ValueError(f"input_crs {self.input_crs!r} is not a CRS: {exc}") from exc
             set_(self, "input_crs", str(self.input_crs))
-        set_(self, "tile_size", _size(self.tile_size))
+        set_(self, "tile_size", _tile_size(self.tile_size))
         dtype = np.dtype(self.dtype)
         if dtype.kind != "f":
             raise ValueError(f"dtype must be float32 or float64, not {self.dtype!r}")
@@ -208,6 +211,17 @@ class SourceDirs:
     inputs: str
     footprints: str
     geotiff: str
+
+
+def _tile_size(size) -> tuple[int, int]:
+    """(height, width) from an int or a pair."""
+    if np.ndim(size) == 0:
+        h = w = int(size)
+    else:
+        h, w = (int(v) for v in size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"tile_size must be positive, not {size!r}")
+    return h, w
 
 
 def _pdg_tile_size(size):

@@ -26,7 +26,7 @@ import numpy as np
 import shapely
 
 from fastraster import _kernels as K
-from fastraster.geometry import RaggedPolygons, _offsets
+from fastraster.geometry import RaggedPolygons
 from fastraster.io import InputError
 
 #: Column of a GeoDataFrame input (and of a footprint GeoDataFrame) that names the scene
@@ -321,15 +321,13 @@ def iter_chunks(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
     InputError
         If the file cannot be read or lacks a needed attribute column.
     """
-    from fastraster.io import _wkb_buffers
-
     columns = list(columns)
     if scene.data is not None:
         table = scene.data[0]
         _check_columns(scene, columns, table.column_names)
         start = 0
         for batch in table.to_batches(max_chunksize=max(int(chunk_size), 1)):
-            yield _chunk(batch, "wkb_geometry", columns, start, _wkb_buffers)
+            yield _chunk(batch, "wkb_geometry", columns, start)
             start += batch.num_rows
         return
     import pyogrio
@@ -346,7 +344,7 @@ def iter_chunks(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
                                     batch_size=max(int(chunk_size), 1)) as (meta, reader):
             geom = meta.get("geometry_name") or "wkb_geometry"
             for batch in reader:
-                yield _chunk(batch, geom, columns, start, _wkb_buffers)
+                yield _chunk(batch, geom, columns, start)
                 start += batch.num_rows
     except InputError:
         raise
@@ -361,11 +359,32 @@ def _check_columns(scene, columns, present):
                          "(a statistic needs it)")
 
 
-def _chunk(batch, geom, columns, start, wkb_buffers):
-    data, offsets, valid = wkb_buffers(batch.column(geom))
+def _chunk(batch, geom, columns, start):
+    data, offsets, valid = _wkb_buffers(batch.column(geom))
     attrs = {c: np.asarray(batch.column(c).to_numpy(zero_copy_only=False), np.float64)
              for c in columns}
     return Chunk(start, data, offsets, valid, attrs)
+
+
+def _wkb_buffers(column):
+    """(data uint8, offsets int64, valid bool) of an Arrow (large) binary column, without
+    copying the bytes."""
+    import pyarrow as pa
+
+    arr = column
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    n = len(arr)
+    off_dtype = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    validity, off_buf, data_buf = arr.buffers()[:3]
+    offsets = np.frombuffer(off_buf, dtype=off_dtype)[arr.offset:arr.offset + n + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+            else np.empty(0, np.uint8))
+    valid = (np.ones(n, bool) if validity is None or arr.null_count == 0
+             else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool))
+    return data, offsets.astype(np.int64), valid
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,6 +536,12 @@ def bounds(polys: RaggedPolygons) -> np.ndarray:
     out[:, 1] = np.minimum.reduceat(polys.y, first)
     out[:, 2] = np.maximum.reduceat(polys.x, first)
     out[:, 3] = np.maximum.reduceat(polys.y, first)
+    return out
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
     return out
 
 
