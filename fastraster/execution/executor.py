@@ -110,28 +110,31 @@ def parallel_unordered(func, arg_tuples, *, n_jobs=None, backend="loky"):
 
 
 def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky",
-              progress=False, desc="tiles", executor: Executor | None = None):
+              progress=False, desc="tiles", executor: Executor | None = None,
+              total: int | None = None, unit: str = "tile"):
     """Run ``func(batch, *args)`` (which returns one record per item) on joblib workers for
     batches of ``batch_size`` items; yield the records, batch by batch as they finish
     (unordered), advancing a tqdm bar if ``progress``.
 
     The backend is checked before any work. ``executor``: an open :class:`Executor` to use
-    (``n_jobs`` and ``backend`` are then its own).
+    (``n_jobs`` and ``backend`` are then its own). ``total`` and ``unit``: what the bar
+    counts, when an item yields several records (default: one record per item, "tile").
     """
     batch_size = max(int(batch_size), 1)
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     if executor is None:
         executor = Executor(n_jobs, backend)
     results = executor.map_unordered(func, [(b, *args) for b in batches])
-    return _with_progress(results, len(items), progress, desc)
+    return _with_progress(results, len(items) if total is None else total, progress, desc,
+                          unit)
 
 
-def _with_progress(results, total, progress, desc):
+def _with_progress(results, total, progress, desc, unit="tile"):
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="tile", desc=desc, disable=not total)
+        bar = tqdm(total=total, unit=unit, desc=desc, disable=not total)
     try:
         for batch in results:
             yield from batch

@@ -96,10 +96,11 @@ def _write_csv(path, header, rows) -> None:
 
 
 def summary_rows(records) -> list[list]:
-    """pdgraster's ``rasters_summary.csv`` rows for the successful records."""
+    """pdgraster's ``rasters_summary.csv`` rows for the successful records (and skipped ones
+    that carry the summary of their existing file)."""
     rows = []
     for r in records:
-        if r["status"] != "ok" or not r.get("summary"):
+        if r["status"] not in ("ok", "skipped") or not r.get("summary"):
             continue
         for band in r["summary"]:
             rows.append([band["stat"], str(list(r["bounds"])), band["min"], band["max"],

@@ -1,0 +1,378 @@
+"""``rasterize_sources``: raw scenes (+ footprints) straight to max-zoom GeoTIFFs, PDG's way,
+without staging.
+
+Three passes; the second and third are independent tasks on the one executor
+(:func:`~fastraster.execution.executor.run_tasks`: loky, threads or a Dask cluster):
+
+1. **footprints** (driver, cheap): read every scene's footprint, rank scenes by the keep
+   rules, and list for each scene the preferred scenes whose footprints intersect its own.
+2. **map**, one task per scene (:mod:`.scenes`): read the file in chunks, apply PDG's
+   staging steps, assign tiles, compute the footprint-overlap bits, and write the rows that
+   can count, sorted by tile, to one Arrow file in the run's work folder. It returns the
+   tiles the scene is present in (clip-flagged rows included) and where each tile's rows
+   are.
+3. **reduce**, one task per group of nearby tiles (:mod:`.tiles`): for each tile, read its
+   rows from the scenes present, flag them with the tile's set of present scenes, compute
+   the bands and write the GeoTIFF atomically.
+
+A worker's memory is bounded by one chunk (map) or one tile's rows (reduce), whatever the
+number and size of the inputs. Rows are taken in scene-name then feature order, so outputs do
+not depend on input order, ``n_jobs`` or backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import shapely
+
+from fastraster.execution.executor import Executor, run_tasks
+from fastraster.io.records import EVENTS_CSV, SUMMARY_CSV, Report, write_events, write_summary
+from fastraster.io.scenes import DEFAULT_CHUNK_SIZE, Scene, find_scenes, read_footprint
+from fastraster.io.staged import InputError
+from fastraster.io.workdirs import sweep_work_dirs, work_dir_name
+from fastraster.model import dedup
+from fastraster.model.assign import TileScheme
+from fastraster.model.stats import attribute_columns
+from fastraster.pipelines.source_options import PdgSourceRules
+from fastraster.pipelines.sources.scenes import SceneJob, map_batch, map_scene
+from fastraster.pipelines.sources.tiles import n_tiles, plan_tiles, reduce_batch, tile_rows
+
+#: The name of a run's work folder in its output folder: ``.<WORK_DIR>.<host>.<pid>.<uuid>``.
+WORK_DIR = "fastraster-sources"
+
+
+class SourcesReport(Report):
+    """Tile records (one per output tile, like :func:`fastraster.rasterize_dir`'s), plus
+    ``scenes``: one record per input scene (status, counts, phase times), and ``passes``:
+    wall seconds of the driver's steps (``find``, ``warm_up``, ``footprints``, ``map``,
+    ``plan``, ``reduce``, ``csv``)."""
+
+    scenes: list
+    passes: dict
+
+    @property
+    def errors(self) -> list[dict]:
+        return ([r for r in self.scenes if r["status"] == "error"]
+                + [r for r in self if r["status"] == "error"])
+
+    def summary_line(self) -> str:
+        bad = sum(1 for r in self.scenes if r["status"] == "error")
+        return f"{len(self.scenes)} scenes ({bad} failed); " + super().summary_line()
+
+
+# ---------------------------------------------------------------------------------------------
+# Footprints
+# ---------------------------------------------------------------------------------------------
+
+
+def read_footprints(scene_list, rules: PdgSourceRules):
+    """Footprints of the scenes (``{scene id: Footprint}``) and errors (``{scene id:
+    message}``) for footprints that exist but cannot be used."""
+    fps, errors = {}, {}
+    if not rules.needs_footprints:
+        return fps, errors
+    crs = TileScheme.create(rules.tms, rules.z).crs
+    for s in scene_list:
+        if s.footprint is None:
+            continue
+        try:
+            fps[s.id] = read_footprint(s.footprint, s, rules.keep_columns, crs)
+        except InputError as exc:
+            errors[s.id] = str(exc)
+    return fps, errors
+
+
+def plan_scenes(scene_list, rules: PdgSourceRules, work_dir) -> tuple[list, dict]:
+    """The map jobs (scenes whose footprint could be read) and the scene errors so far."""
+    fps, errors = read_footprints(scene_list, rules)
+    neighbours = {}
+    if rules.deduplicate and fps:
+        names = {s.id: s.name for s in scene_list}
+        ranks = dedup.rank_scenes(names, {i: f.keys for i, f in fps.items()},
+                                  rules.keep_rules)
+        neighbours = dedup.preferred_neighbours(
+            {i: shapely.from_wkb(f.wkb_tms) for i, f in fps.items()}, ranks)
+    by_id = {s.id: s for s in scene_list}
+    jobs = []
+    for s in scene_list:
+        if s.id in errors:
+            continue
+        nb = tuple(neighbours.get(s.id, ()))
+        jobs.append(SceneJob(s, fps.get(s.id), nb, tuple(by_id[i].name for i in nb),
+                             tuple(fps[i].wkb_tms for i in nb),
+                             os.path.join(work_dir, f"scene-{s.id}.arrow")))
+    return jobs, errors
+
+
+def _failed_scene(scene, message):
+    return {"path": scene.label, "scene": scene.id, "name": scene.name, "tile": None,
+            "status": "error", "error": message, "seconds": 0.0, "polygons": None,
+            "output": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm-up
+# ---------------------------------------------------------------------------------------------
+
+_WARMED: set = set()
+
+
+def warm_up(rules: PdgSourceRules) -> None:
+    """Load (compiling into numba's disk cache if needed) every kernel both passes use, in
+    this process, by running one tiny in-memory scene through map and reduce.
+
+    The driver calls it before dispatching, so the cache is filled once instead of by every
+    worker compiling at the same moment; workers then load the cached kernels.
+    """
+    import pyarrow as pa
+
+    key = (rules.tms, tuple((s.property, s.weight_by, s.aggregation_method,
+                             s.nodata_val is not None) for s in rules.stats))
+    if key in _WARMED:
+        return
+    scheme = TileScheme.create(rules.tms, rules.z)
+    # A triangle and a square with a hole, inside tile (0, 0) of the scheme (its CRS).
+    x0, y1 = scheme.left, scheme.top
+    dx, dy = scheme.span_x, scheme.span_y
+    tri = shapely.Polygon([(x0 + .1 * dx, y1 - .1 * dy), (x0 + .4 * dx, y1 - .1 * dy),
+                           (x0 + .2 * dx, y1 - .3 * dy)])
+    holed = shapely.box(x0 + .5 * dx, y1 - .9 * dy, x0 + .9 * dx, y1 - .5 * dy).difference(
+        shapely.box(x0 + .6 * dx, y1 - .8 * dy, x0 + .7 * dx, y1 - .7 * dy))
+    cols = {c: np.ones(2) for c in attribute_columns(rules.stats)}
+    table = pa.table({**cols, "wkb_geometry": pa.array(shapely.to_wkb([tri, holed]),
+                                                          pa.binary())})
+    scene = Scene(0, "warm-up", None, None, (table, scheme.crs))
+    quiet = dataclasses.replace(rules, clip_to_footprint=False, keep_rules=None,
+                                simplify_tolerance=None)
+    with tempfile.TemporaryDirectory(prefix="fastraster-warm-up-") as tmp:
+        rec = map_scene(SceneJob(scene, None, (), (), (), os.path.join(tmp, "s.arrow")), quiet,
+                        DEFAULT_CHUNK_SIZE)
+        if rec["status"] != "ok":
+            raise RuntimeError(f"warm-up failed: {rec['error']}")
+        for r in reduce_batch(plan_tiles([rec], {}), quiet, True, tmp):
+            if r["status"] != "ok":
+                raise RuntimeError(f"warm-up failed: {r['error']}")
+    _WARMED.add(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The passes
+# ---------------------------------------------------------------------------------------------
+
+
+def map_pass(scene_list, rules: PdgSourceRules, work_dir, *, executor=None, progress=False,
+             chunk_size=DEFAULT_CHUNK_SIZE, passes=None):
+    """Footprints, then one map task per scene writing into ``work_dir``.
+
+    Returns the scene records (sorted by scene id) and each scene's preferred neighbours;
+    fills ``passes`` (a dict, if given) with the wall seconds of its steps.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    warm_up(rules)
+    t1 = time.perf_counter()
+    jobs, fp_errors = plan_scenes(scene_list, rules, work_dir)
+    t2 = time.perf_counter()
+    recs = [_failed_scene(s, fp_errors[s.id]) for s in scene_list if s.id in fp_errors]
+    recs += list(run_tasks(map_batch, jobs, (rules, chunk_size), batch_size=1,
+                           executor=executor or Executor(1, "loky"), progress=progress,
+                           desc="scenes", unit="scene"))
+    recs.sort(key=lambda r: r["scene"])
+    if passes is not None:
+        passes.update(warm_up=t1 - t0, footprints=t2 - t1, map=time.perf_counter() - t2)
+    return recs, {j.scene.id: j.neighbours for j in jobs}
+
+
+def _workers(n_jobs, backend) -> int:
+    """How many workers the reduce tasks are spread over (for the task size)."""
+    if backend == "dask":
+        try:
+            from distributed import default_client
+
+            return max(1, sum(default_client().nthreads().values()))
+        except Exception:
+            return 8
+    from joblib import effective_n_jobs
+
+    try:
+        return max(1, effective_n_jobs(n_jobs))
+    except Exception:
+        return 1
+
+
+def tiles_per_task(tiles: int, workers: int) -> int:
+    """Tiles per reduce task: at most 64 (one task then costs ~0.1-1 s, and dispatch ~1 ms
+    on loky, ~8 ms on dask), and at least 4 tasks per worker so the last ones do not leave
+    workers idle."""
+    return int(min(64, max(1, -(-tiles // (4 * max(workers, 1))))))
+
+
+def counted_rows(inputs, *, rules: PdgSourceRules, footprints=None,
+                 chunk_size=DEFAULT_CHUNK_SIZE) -> dict:
+    """The rows PDG counts in each tile (unflagged), for inspection and tests.
+
+    Returns
+    -------
+    dict
+        ``{(x, y, z): {"scene": scene names, "feature": feature indices, "cx": ..., "cy":
+        ...}}`` with one entry per tile any scene is present in (empty arrays for a tile
+        whose rows are all flagged), and ``"scenes"``: the scene records.
+    """
+    scene_list = find_scenes(inputs, footprints, ext=rules.ext,
+                             footprint_ext=rules.footprint_ext)
+    names = np.array([s.name for s in scene_list] or [""], dtype=object)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="fastraster-rows-") as work:
+        recs, neighbours = map_pass(scene_list, rules, work, chunk_size=chunk_size)
+        readers = {}
+        try:
+            jobs = (j for t in plan_tiles(recs, neighbours) for j in t.jobs(rules, work))
+            for job in jobs:
+                rows, _ = tile_rows(job, readers)
+                if rows is None:
+                    out[job.tile] = {"scene": names[:0], "feature": np.empty(0, np.int64),
+                                     "cx": np.empty(0), "cy": np.empty(0)}
+                else:
+                    out[job.tile] = {"scene": names[rows.scene], "feature": rows.feature,
+                                     "cx": rows.cx, "cy": rows.cy}
+        finally:
+            for r in readers.values():
+                r.close()
+    out["scenes"] = recs
+    return out
+
+
+def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
+                      footprints=None, keep_rules=(("Date", "larger"),),
+                      clip_to_footprint=True, simplify_tolerance=None, input_crs=None,
+                      tile_size=256, n_jobs=None, backend="loky", overwrite=False,
+                      progress=True, dtype="float32", ext=".shp", footprint_ext=None,
+                      validate="repair", chunk_size=DEFAULT_CHUNK_SIZE, work_dir=None,
+                      summary=True, rules=None, input_root=None) -> SourcesReport:
+    """Rasterize raw scenes (with their footprints) into max-zoom GeoTIFFs, with exactly the
+    answers of PDG's staging + pdgraster, without staging.
+
+    Parameters
+    ----------
+    inputs : path, list of paths, or GeoDataFrame
+        A folder (every ``ext`` file below it, recursively), one file or a list of files (any
+        format pyogrio reads), or a GeoDataFrame (one scene per ``staging_filename`` value,
+        else one scene).
+    out_dir : path
+        Output root: ``<out_dir>/<tms>/<z>/<x>/<y>.tif``, ``rasters_summary.csv`` and
+        ``rasterization_events.csv`` (scene records, then tile records).
+    z : int
+        Output zoom level (PDG's ``max(z_range)``).
+    tms : str
+    stats : list of dict, optional
+        PDG statistics (default: polygon_count and coverage).
+    footprints : path, mapping or GeoDataFrame, optional
+        A folder mirroring ``inputs`` (PDG's path rule), a mapping from scene name or path to
+        a footprint, or a GeoDataFrame of footprints (see
+        :func:`~fastraster.io.scenes.find_scenes`). Needed when ``clip_to_footprint`` or
+        ``keep_rules`` is set.
+    keep_rules : list of (column, "larger" | "smaller"), or None
+        Footprint deduplication; None turns it off.
+    clip_to_footprint : bool
+        Flag (drop from the rasters) polygons that do not intersect their scene's footprint;
+        a scene without footprint is then an error (named in the report), as in PDG.
+    simplify_tolerance : float, optional
+        Topology-preserving simplification in the input CRS, before anything else.
+    input_crs : str, optional
+        CRS of the inputs, overriding theirs for the reprojection.
+    tile_size : int or (height, width)
+    n_jobs, backend :
+        joblib workers and backend ("loky", "threading", "dask" with a running Client).
+    overwrite : bool
+        Redo existing GeoTIFFs; else they are skipped (a killed run resumes).
+    progress : bool
+        Progress bars (scenes, then tiles).
+    dtype : "float32" or "float64"
+    ext, footprint_ext : str
+        Scene and footprint file extensions (``footprint_ext`` defaults to ``ext``).
+    validate : {"repair", "error", "none"}
+        Invalid polygons for the coverage (the centroid is always the staged polygon's).
+    chunk_size : int
+        Features read at once per scene (bounds a worker's memory).
+    work_dir : path, optional
+        Where the per-scene intermediates go (on a filesystem all workers see); default a
+        hidden folder ``.fastraster-sources.<host>.<pid>.<uuid>`` in ``out_dir``, removed at
+        the end; such folders of killed runs (no live owner) are removed first. A given
+        ``work_dir`` is kept.
+    summary : bool
+        Write the two CSVs.
+    rules : PdgSourceRules, optional
+        All the rules at once (e.g. from :meth:`PdgSourceRules.from_pdg_config`); the
+        keyword arguments above that they hold are then ignored.
+    input_root : path, optional
+        The folder that scene names (PDG's ``staging_filename``, which break keep-rule ties)
+        and the footprint mirror are relative to, for a list of files (default: the
+        deepest folder holding them all).
+
+    Returns
+    -------
+    SourcesReport
+        One record per tile (and ``report.scenes``, one per scene). A failing scene or tile
+        is a record with ``status="error"`` and a message naming it; it never stops the run.
+    """
+    t0 = time.perf_counter()
+    if rules is None:
+        if z is None:
+            raise ValueError("z (the output zoom level) is required")
+        rules = PdgSourceRules.create(
+            z=z, tms=tms, stats=stats, keep_rules=keep_rules,
+            clip_to_footprint=clip_to_footprint, simplify_tolerance=simplify_tolerance,
+            input_crs=input_crs, tile_size=tile_size, dtype=dtype, ext=ext,
+            footprint_ext=footprint_ext, validate=validate)
+    if rules.needs_footprints and footprints is None:
+        raise ValueError("clip_to_footprint and keep_rules need footprints=; pass "
+                         "clip_to_footprint=False, keep_rules=None to go without")
+    out_dir = os.fspath(out_dir)
+    scene_list = find_scenes(inputs, footprints, ext=rules.ext,
+                             footprint_ext=rules.footprint_ext, input_root=input_root)
+    passes = {"find": time.perf_counter() - t0}
+    own_work = work_dir is None
+    if own_work:
+        sweep_work_dirs(out_dir, WORK_DIR)  # those of killed runs
+        work = os.path.join(out_dir, work_dir_name(WORK_DIR))
+    else:
+        work = os.fspath(work_dir)
+    executor = Executor(n_jobs, backend)  # checks the backend before any work
+    try:
+        with executor:  # one pool for both passes
+            scene_recs, neighbours = map_pass(scene_list, rules, work, executor=executor,
+                                              progress=progress, chunk_size=chunk_size,
+                                              passes=passes)
+            t1 = time.perf_counter()
+            total = n_tiles(scene_recs)
+            tasks = plan_tiles(scene_recs, neighbours,
+                               tiles_per_task(total, _workers(n_jobs, backend)))
+            t2 = time.perf_counter()
+            tile_recs = list(run_tasks(reduce_batch, tasks, (rules, overwrite, out_dir),
+                                       batch_size=1, executor=executor, progress=progress,
+                                       desc="tiles", total=total))
+            passes.update(plan=t2 - t1, reduce=time.perf_counter() - t2)
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    tile_recs.sort(key=lambda r: (r["tile"][2], r["tile"][0], r["tile"][1]))
+    for r in scene_recs:  # the arrays were for planning only
+        r.pop("present", None)
+        r.pop("index", None)
+    report = SourcesReport(tile_recs)
+    report.scenes = scene_recs
+    report.passes = passes
+    t3 = time.perf_counter()
+    if summary:
+        os.makedirs(out_dir, exist_ok=True)
+        write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
+        write_events(os.path.join(out_dir, EVENTS_CSV), list(scene_recs) + list(report))
+    passes["csv"] = time.perf_counter() - t3
+    report.wall_seconds = time.perf_counter() - t0
+    return report

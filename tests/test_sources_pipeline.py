@@ -1,0 +1,221 @@
+"""``rasterize_sources`` end to end on random overlapping scenes: against the literal
+reference, and independent of input order, workers, chunking and interruptions."""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import shutil
+
+import numpy as np
+import pyogrio
+import pytest
+
+from fastraster.model.grid import TileGrid
+from fastraster.pipelines.sources import rasterize_sources
+from tests.conftest import assert_no_temp_files, read_tif, tif_files
+from tests.reference import attribute_ref, intersection_areas
+from tests.sources_data import random_scenes, write_scene
+from tests.sources_reference import pdg_rows, tile_reference
+
+STATS = [
+    {"name": "polygon_count", "weight_by": "count", "property": "centroids_per_pixel"},
+    {"name": "coverage", "weight_by": "area", "property": "area_per_pixel_area"},
+    {"name": "prob_max", "weight_by": "count", "property": "ClassProb",
+     "aggregation_method": "max"},
+    {"name": "prob_area", "weight_by": "area", "property": "ClassProb",
+     "aggregation_method": "sum"},
+]
+KW = dict(simplify_tolerance=0.1, dtype="float64", progress=False, stats=STATS)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    inp, fps = random_scenes(str(root), seed=3)
+    return inp, fps
+
+
+@pytest.fixture(scope="module")
+def first_run(scenes, tmp_path_factory):
+    inp, fps = scenes
+    out = tmp_path_factory.mktemp("run") / "out"
+    rep = rasterize_sources(inp, out, z=15, footprints=fps, **KW)
+    return out, rep
+
+
+def _files(root):
+    return {os.path.relpath(p, root): open(p, "rb").read() for p in tif_files(root)}
+
+
+@pytest.mark.parametrize("z", [13, 15])
+def test_matches_the_literal_reference(scenes, tmp_path, z):
+    inp, fps = scenes
+    rep = rasterize_sources(inp, tmp_path / "out", z=z, footprints=fps, **KW)
+    assert not rep.errors
+    names = {os.path.relpath(p, inp): p for p in glob.glob(f"{inp}/**/*.shp", recursive=True)}
+    df = pdg_rows(names, {n: os.path.join(fps, n) for n in names}, z,
+                  simplify_tolerance=0.1, columns=("ClassProb",))
+    assert sorted(r["tile"][:2] for r in rep) == sorted(set(zip(df["x"], df["y"])))
+    assert df["dup"].any() and not df["dup"].all()
+    for r in rep:
+        grid = TileGrid.from_tile(r["tile"])
+        arr, _, names_, _ = read_tif(r["output"])
+        assert names_ == tuple(s["name"] for s in STATS)
+        count, cov = tile_reference(df, grid)
+        np.testing.assert_array_equal(arr[0], count)
+        np.testing.assert_allclose(arr[1], cov, rtol=0, atol=1e-12)
+        t = df[(df["x"] == grid.x) & (df["y"] == grid.y) & ~df["dup"]]
+        g = np.asarray(t["geometry"].values, dtype=object)
+        v = t["ClassProb"].to_numpy()
+        mx = attribute_ref(g, v, grid, "count", "max", t["cx"].to_numpy(), t["cy"].to_numpy())
+        np.testing.assert_array_equal(np.isnan(arr[2]), np.isnan(mx))
+        np.testing.assert_array_equal(arr[2][~np.isnan(mx)], mx[~np.isnan(mx)])
+        # Area-weighted sum: sum_i v_i * (area of i in the pixel), by shapely clipping.
+        weighted = np.tensordot(v, intersection_areas(g, grid), axes=1) if len(g) else 0.0
+        np.testing.assert_allclose(arr[3], weighted, rtol=0, atol=1e-12)
+
+
+def test_independent_of_input_order(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    files = sorted(glob.glob(f"{inp}/**/*.shp", recursive=True))
+    want = _files(first_run[0])
+    for i, order in enumerate((files[::-1], random.Random(5).sample(files, len(files)))):
+        rasterize_sources(order, tmp_path / f"o{i}", z=15, footprints=fps, input_root=inp,
+                          **KW)
+        assert _files(tmp_path / f"o{i}") == want
+
+
+def test_two_workers_equal_one(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, n_jobs=2, **KW)
+    assert _files(tmp_path / "out") == _files(first_run[0])
+
+
+def test_chunked_reading_equals_whole_files(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    rep = rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, chunk_size=7, **KW)
+    assert _files(tmp_path / "out") == _files(first_run[0])
+    assert all(r["features"] > 7 for r in rep.scenes)
+
+
+def test_resume_completes_a_partial_run(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    want = _files(first_run[0])
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    gone = sorted(want)[::3]
+    for rel in gone:
+        os.remove(out / rel)
+    # A killed writer leaves only a hidden temporary file, never a final name.
+    (out / os.path.dirname(gone[0]) / ".x.tif.123.tmp").write_bytes(b"partial")
+    rep = rasterize_sources(inp, out, z=15, footprints=fps, **KW)
+    assert rep.n("ok") == len(gone) and rep.n("skipped") == len(want) - len(gone)
+    os.remove(out / os.path.dirname(gone[0]) / ".x.tif.123.tmp")
+    assert _files(out) == want
+    rep = rasterize_sources(inp, out, z=15, footprints=fps, overwrite=True, **KW)
+    assert rep.n("ok") == len(want)
+
+
+def test_outputs_csvs_and_no_leftovers(first_run):
+    out, rep = first_run
+    assert_no_temp_files(out)
+    assert not [p for p in os.listdir(out) if p.startswith(".fastraster-sources")]
+    import csv
+
+    with open(out / "rasters_summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    assert len(summary) == len(rep) * len(STATS)
+    with open(out / "rasterization_events.csv") as fh:
+        events = list(csv.DictReader(fh))
+    assert len(events) == len(rep) + len(rep.scenes)
+    counts = [r for r in summary if r["stat"] == "polygon_count"]
+    total = sum(float(r["sum"]) for r in counts)
+    assert total == sum(read_tif(r["output"])[0][0].sum() for r in rep)
+    assert rep.summary_line().startswith(f"{len(rep.scenes)} scenes (0 failed); ")
+
+
+def test_geodataframe_and_geopackage_inputs_equal_shapefiles(scenes, first_run, tmp_path):
+    import geopandas as gpd
+    import pandas as pd
+
+    inp, fps = scenes
+    files = sorted(glob.glob(f"{inp}/**/*.shp", recursive=True))
+    frames, fframes = [], []
+    for f in files:
+        name = os.path.relpath(f, inp)
+        frames.append(gpd.read_file(f).assign(staging_filename=name))
+        fframes.append(gpd.read_file(os.path.join(fps, name)).assign(staging_filename=name))
+    gdf = pd.concat(frames, ignore_index=True)
+    fp_gdf = pd.concat(fframes, ignore_index=True)
+    rasterize_sources(gdf, tmp_path / "gdf", z=15, footprints=fp_gdf, **KW)
+    want = _files(first_run[0])
+    assert _files(tmp_path / "gdf") == want
+    # The same scenes as GeoPackages (footprints stay shapefiles: footprint_ext).
+    for f, frame in zip(files, frames):
+        dst = tmp_path / "gpkg" / os.path.relpath(f, inp).replace(".shp", ".gpkg")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        # Not promoted to MultiPolygon (PDG would then drop every polygon of the file).
+        pyogrio.write_dataframe(frame.drop(columns="staging_filename"), dst,
+                                promote_to_multi=False, geometry_type="Unknown")
+    rasterize_sources(tmp_path / "gpkg", tmp_path / "out2", z=15, footprints=fps,
+                      ext=".gpkg", footprint_ext=".shp", **KW)
+    assert _files(tmp_path / "out2") == want
+
+
+def test_a_bad_scene_is_named_and_the_rest_is_done(scenes, tmp_path):
+    inp, fps = scenes
+    work = tmp_path / "in"
+    shutil.copytree(inp, work)
+    bad = sorted(glob.glob(f"{work}/**/*.shp", recursive=True))[1]
+    with open(bad, "r+b") as fh:  # a corrupt header
+        fh.write(b"garbage!" * 12)
+    rep = rasterize_sources(work, tmp_path / "out", z=15, footprints=fps, **KW)
+    errs = [r for r in rep.scenes if r["status"] == "error"]
+    assert len(errs) == 1 and errs[0]["error"].startswith(bad)
+    assert rep.n("ok") > 0 and not [r for r in rep if r["status"] == "error"]
+
+
+def test_invalid_polygons_repaired_or_refused(tmp_path):
+    import shapely
+
+    from tests.sources_data import X0, Y0
+
+    bowtie = shapely.Polygon([(X0, Y0), (X0 + 20, Y0 + 20), (X0 + 20, Y0), (X0, Y0 + 20)])
+    write_scene(tmp_path, "s", [shapely.box(X0 + 40, Y0, X0 + 50, Y0 + 10), bowtie], None,
+                "2020")
+    kw = dict(z=15, keep_rules=None, clip_to_footprint=False, progress=False)
+    rep = rasterize_sources(tmp_path / "input", tmp_path / "o1", validate="error", **kw)
+    assert rep.scenes[0]["status"] == "error"
+    assert "1 invalid polygon(s); first is feature 1: Self-intersection" in rep.scenes[0]["error"]
+    rep = rasterize_sources(tmp_path / "input", tmp_path / "o2", **kw)
+    assert rep.scenes[0]["status"] == "ok" and rep.n("ok") >= 1
+    total = sum(read_tif(r["output"])[0][1].sum() * TileGrid.from_tile(r["tile"]).pixel_area
+                for r in rep)
+    assert total > 0  # both lobes of the repaired bow tie plus the square
+
+
+def test_threading_backend_equals_one_worker(scenes, first_run, tmp_path):
+    inp, fps = scenes
+    rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, n_jobs=2,
+                      backend="threading", **KW)
+    assert _files(tmp_path / "out") == _files(first_run[0])
+
+
+def test_dask_cluster_equals_one_worker(scenes, first_run, tmp_path):
+    """Map and reduce tasks on a 2-process dask.distributed LocalCluster (intermediates on
+    a filesystem both workers see) give the same files."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask.distributed is not installed "
+                                   "(pip install 'fastraster[dask]')")
+    inp, fps = scenes
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client, \
+            client.as_current():
+        rep = rasterize_sources(inp, tmp_path / "out", z=15, footprints=fps, n_jobs=2,
+                                backend="dask", **KW)
+        pids = {r["pid"] for r in rep} | {r["pid"] for r in rep.scenes}
+    assert os.getpid() not in pids  # the work ran on the cluster's workers
+    assert _files(tmp_path / "out") == _files(first_run[0])
