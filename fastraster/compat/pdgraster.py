@@ -88,7 +88,10 @@ class RasterTiler:
         A PDG viz configuration. Read keys: ``dir_staged``, ``dir_geotiff``, ``ext_staged``,
         ``tms_id``, ``z_range``, ``tile_size``, ``statistics``, ``deduplicate_at``,
         ``deduplicate_method``, ``filename_rasters_summary``,
-        ``filename_rasterization_events``; others are kept and ignored.
+        ``filename_rasterization_events``; for raw scenes (:meth:`rasterize_inputs`) also
+        ``dir_input``, ``ext_input``, ``dir_footprints``, ``ext_footprints``,
+        ``simplify_tolerance``, ``input_crs`` and ``deduplicate_keep_rules`` /
+        ``deduplicate_clip_to_footprint``; others are kept and ignored.
     dtype : str
         GeoTIFF sample type; float64 (pdgraster's) by default, so files match pdgraster's.
 
@@ -221,13 +224,44 @@ class RasterTiler:
             write_capabilities(self.config["dir_web_tiles"])
         return tiles
 
+    def rasterize_inputs(self, overwrite=True, n_jobs=None, backend="loky",
+                         progress=False) -> list[Tile]:
+        """PDG's staging and :meth:`rasterize_vectors` in one step, without staged files:
+        the raw scenes of ``dir_input`` (``ext_input``) with their footprints
+        (``dir_footprints``, ``ext_footprints``) to the GeoTIFFs of ``max(z_range)`` in
+        ``dir_geotiff`` (:func:`fastraster.rasterize_sources`, with the rules of this
+        configuration: ``simplify_tolerance``, ``input_crs``, ``deduplicate_*``,
+        ``statistics``, ``tile_size``, ``tms_id``). Returns the tiles written or kept; scene
+        and tile failures are recorded as events, not raised.
+        """
+        from fastraster.pipelines.source_options import PdgSourceRules
+        from fastraster.pipelines.sources import rasterize_sources
+
+        rules, dirs = PdgSourceRules.from_pdg_config(self.config, dtype=self.dtype)
+        report = rasterize_sources(
+            dirs.inputs, self.config["dir_geotiff"], rules=rules,
+            footprints=dirs.footprints if rules.needs_footprints else None,
+            n_jobs=n_jobs, backend=backend, overwrite=overwrite, progress=progress,
+            summary=False)
+        self._record(list(report.scenes) + list(report))
+        return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
+
     def rasterize_all(self, overwrite=True, n_jobs=None) -> None:
         """pdgraster's whole pipeline: every staged file to GeoTIFF, the lower zoom levels
-        down to ``z_range[0]``, then web tiles for every GeoTIFF (and the WMTS document)."""
+        down to ``z_range[0]``, then web tiles for every GeoTIFF (and the WMTS document).
+
+        When ``dir_staged`` holds no staged file and the configuration names a
+        ``dir_input``, the GeoTIFFs come straight from the raw scenes
+        (:meth:`rasterize_inputs`) instead: staging is skipped, the answers are its.
+        """
         paths = self.tiles.get_filenames_from_dir("staged")
-        if not paths:
-            raise ValueError(f"no staged files in {self.config['dir_staged']!r}")
-        self.rasterize_vectors(paths, make_parents=False, overwrite=overwrite)
+        if paths:
+            self.rasterize_vectors(paths, make_parents=False, overwrite=overwrite)
+        elif self.config.get("dir_input"):
+            self.rasterize_inputs(overwrite=overwrite, n_jobs=n_jobs)
+        else:
+            raise ValueError(f"no staged files in {self.config['dir_staged']!r} (and no "
+                             "dir_input of raw scenes in the configuration)")
         tiles = self.tiles.get_filenames_from_dir("geotiff", z=self.z)
         parents = {Tile(*parent_of(self.tiles.tile_from_path(p))) for p in tiles}
         if self.z > 0 and parents:
