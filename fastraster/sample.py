@@ -234,7 +234,8 @@ def scene_polygons(scene: dict, size_m: float, *, spacing_m=15.0, fill=0.6, vert
     special = rng.choice(n, size=min(n, 2 * max(1, n // 1000)), replace=False)
     holed, multi = special[::2], special[1::2]
     cent = shapely.centroid(cells[holed])
-    cells[holed] = shapely.difference(cells[holed], shapely.buffer(cent, 0.2 * spacing_m, quad_segs=8))
+    hole = shapely.buffer(cent, 0.2 * spacing_m, quad_segs=8)
+    cells[holed] = shapely.difference(cells[holed], hole)
     # Two parts: a small box and a small triangle beside it (disjoint, so valid).
     cx, cy = shapely.get_x(shapely.centroid(cells[multi])), shapely.get_y(
         shapely.centroid(cells[multi]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,23 +288,14 @@ class Chunk:
         return self.valid.shape[0]
 
 
-def scene_crs(scene: Scene) -> str | None:
-    """The CRS stored with the scene (file or GeoDataFrame), or None."""
-    if scene.data is not None:
-        return scene.data[1]
-    import pyogrio
-
-    try:
-        return pyogrio.read_info(scene.path).get("crs")
-    except Exception as exc:
-        raise InputError(f"{scene.path}: cannot read: {exc}") from exc
-
-
-def iter_chunks(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
-    """Yield the scene's features as :class:`Chunk` s of at most ``chunk_size`` features.
+@contextmanager
+def open_scene(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
+    """Open a scene for reading: ``(crs, chunks)``, its CRS as stored (None if it has none)
+    and an iterator of :class:`Chunk` s of at most ``chunk_size`` features.
 
     Files are streamed with ``pyogrio.raw.open_arrow`` (one Arrow batch per chunk), so a
-    file of any size is read in bounded memory.
+    file of any size is read in bounded memory, and opened once (the CRS and the field
+    names come with the stream).
 
     Raises
     ------
@@ -311,34 +303,47 @@ def iter_chunks(scene: Scene, columns=(), chunk_size=DEFAULT_CHUNK_SIZE):
         If the file cannot be read or lacks a needed attribute column.
     """
     columns = list(columns)
+    size = max(int(chunk_size), 1)
     if scene.data is not None:
-        table = scene.data[0]
+        table, crs = scene.data
         _check_columns(scene, columns, table.column_names)
-        start = 0
-        for batch in table.to_batches(max_chunksize=max(int(chunk_size), 1)):
-            yield _chunk(batch, "wkb_geometry", columns, start, scene.label)
-            start += batch.num_rows
+        yield crs, _table_chunks(table, columns, size, scene.label)
         return
-    import pyogrio
     import pyogrio.raw
 
     try:
-        info = pyogrio.read_info(scene.path)
-    except Exception as exc:
+        ctx = pyogrio.raw.open_arrow(scene.path, columns=columns, use_pyarrow=True,
+                                     batch_size=size)
+        meta, reader = ctx.__enter__()
+    except Exception as exc:  # pyogrio's DataSourceError and friends
         raise InputError(f"{scene.path}: cannot read: {exc}") from exc
-    _check_columns(scene, columns, list(info["fields"]))
-    start = 0
     try:
-        with pyogrio.raw.open_arrow(scene.path, columns=columns, use_pyarrow=True,
-                                    batch_size=max(int(chunk_size), 1)) as (meta, reader):
-            geom = meta.get("geometry_name") or "wkb_geometry"
-            for batch in reader:
-                yield _chunk(batch, geom, columns, start, scene.label)
-                start += batch.num_rows
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"{scene.path}: cannot read: {exc}") from exc
+        _check_columns(scene, columns, list(meta["fields"]))  # pyogrio skips missing ones
+        geom = meta.get("geometry_name") or "wkb_geometry"
+        yield meta.get("crs"), _stream_chunks(reader, geom, columns, scene.path)
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _table_chunks(table, columns, size, label):
+    start = 0
+    for batch in table.to_batches(max_chunksize=size):
+        yield _chunk(batch, "wkb_geometry", columns, start, label)
+        start += batch.num_rows
+
+
+def _stream_chunks(reader, geom, columns, path):
+    start = 0
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a corrupt record half-way through the file
+            raise InputError(f"{path}: cannot read: {exc}") from exc
+        if batch is None:
+            return
+        yield _chunk(batch, geom, columns, start, path)
+        start += batch.num_rows
 
 
 def _check_columns(scene, columns, present):

@@ -17,14 +17,7 @@ import shapely
 from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
 from fastraster.io.intermediate import SceneWriter, make_batch
-from fastraster.io.scenes import (
-    Footprint,
-    Scene,
-    decode_chunk,
-    input_bytes,
-    iter_chunks,
-    scene_crs,
-)
+from fastraster.io.scenes import Footprint, Scene, decode_chunk, input_bytes, open_scene
 from fastraster.io.staged import InputError
 from fastraster.model import dedup, staging
 from fastraster.model.assign import TileScheme, assign_tiles
@@ -60,6 +53,7 @@ def map_scene(job: SceneJob, rules: PdgSourceRules, chunk_size: int) -> dict:
     scene = job.scene
 
     def work(rec):
+        chars = read_chars()
         writer = SceneWriter(job.out_path)
         try:
             _stage_scene(job, rules, chunk_size, rec, writer)
@@ -67,10 +61,26 @@ def map_scene(job: SceneJob, rules: PdgSourceRules, chunk_size: int) -> dict:
             writer.close(exc)
             raise
         writer.close()
-        rec.update(status="ok", bytes_written=writer.nbytes)
+        after = read_chars()
+        rec.update(status="ok", bytes_written=writer.nbytes,
+                   read_chars=None if chars is None or after is None else after - chars)
 
     return safe_task(work, scene.label, None, output=job.out_path, scene=scene.id,
                      name=scene.name, **dict.fromkeys(PHASES, 0.0))
+
+
+def read_chars() -> int | None:
+    """Bytes this process has read through ``read()`` so far (Linux's ``rchar``; None where
+    ``/proc`` cannot tell): the map task's difference is what reading its scene cost, so
+    that benchmarks can show each scene file is read once."""
+    try:
+        with open("/proc/self/io") as fh:
+            for line in fh:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def map_batch(jobs, rules: PdgSourceRules, chunk_size: int) -> list[dict]:
@@ -84,50 +94,49 @@ def _stage_scene(job, rules, chunk_size, rec, writer):
     label = scene.label
     if rules.clip_to_footprint and job.footprint is None:
         raise InputError(f"{label}: no footprint (clip_to_footprint needs one)")
-    t = time.perf_counter()
-    file_crs = scene_crs(scene)
-    # PDG clips in the CRS the file declares (input_crs is applied after the clip) and
-    # reprojects from input_crs when it is set.
-    clip_crs = file_crs or rules.input_crs
-    src_crs = rules.input_crs or file_crs
-    if src_crs is None:
-        raise InputError(f"{label}: has no CRS; pass input_crs")
-    scheme = TileScheme.create(rules.tms, rules.z)
-    fp_clip = None
-    if rules.clip_to_footprint:
-        fp = job.footprint
-        fp_clip = staging.transform_geometry(fp.geometry, fp.crs, clip_crs)
-    overlaps = []
-    if rules.deduplicate and job.footprint is not None and job.neighbours:
-        own = job.footprint.geometry_tms
-        overlaps = [dedup.overlap_geometry(scene.name, own, name, shapely.from_wkb(wkb))
-                    for name, wkb in zip(job.neighbour_names, job.neighbour_wkb)]
     attr_cols = attribute_columns(rules.stats)
-    present = []
-    index = []
-    n_features = n_polygons = n_clipped = n_rows = 0
-    rec["read_s"] += time.perf_counter() - t
-    chunks = iter_chunks(scene, attr_cols, chunk_size)
-    while True:
-        t = time.perf_counter()
-        chunk = next(chunks, None)
+    t = time.perf_counter()
+    with open_scene(scene, attr_cols, chunk_size) as (file_crs, chunks):
+        # PDG clips in the CRS the file declares (input_crs is applied after the clip) and
+        # reprojects from input_crs when it is set.
+        clip_crs = file_crs or rules.input_crs
+        src_crs = rules.input_crs or file_crs
+        if src_crs is None:
+            raise InputError(f"{label}: has no CRS; pass input_crs")
+        scheme = TileScheme.create(rules.tms, rules.z)
+        fp_clip = None
+        if rules.clip_to_footprint:
+            fp = job.footprint
+            fp_clip = staging.transform_geometry(fp.geometry, fp.crs, clip_crs)
+        overlaps = []
+        if rules.deduplicate and job.footprint is not None and job.neighbours:
+            own = job.footprint.geometry_tms
+            overlaps = [dedup.overlap_geometry(scene.name, own, name, shapely.from_wkb(wkb))
+                        for name, wkb in zip(job.neighbour_names, job.neighbour_wkb)]
+        present = []
+        index = []
+        n_features = n_polygons = n_clipped = n_rows = 0
         rec["read_s"] += time.perf_counter() - t
-        if chunk is None:
-            break
-        n_features += len(chunk)
-        out = _stage_chunk(chunk, label, rules, scheme, fp_clip, overlaps, src_crs, attr_cols,
-                           rec)
-        if out is None:
-            continue
-        n_polygons += out["n"]
-        n_clipped += out["clipped"]
-        present.append(out["present"])
-        if out["batch"] is not None:
+        while True:
             t = time.perf_counter()
-            bi = writer.write(out["batch"])
-            rec["store_s"] += time.perf_counter() - t
-            index.append((bi, *out["tiles"]))
-            n_rows += out["batch"].num_rows
+            chunk = next(chunks, None)
+            rec["read_s"] += time.perf_counter() - t
+            if chunk is None:
+                break
+            n_features += len(chunk)
+            out = _stage_chunk(chunk, label, rules, scheme, fp_clip, overlaps, src_crs,
+                               attr_cols, rec)
+            if out is None:
+                continue
+            n_polygons += out["n"]
+            n_clipped += out["clipped"]
+            present.append(out["present"])
+            if out["batch"] is not None:
+                t = time.perf_counter()
+                bi = writer.write(out["batch"])
+                rec["store_s"] += time.perf_counter() - t
+                index.append((bi, *out["tiles"]))
+                n_rows += out["batch"].num_rows
     present = np.unique(np.concatenate(present)) if present else np.empty(0, np.int64)
     rec.update(polygons=n_polygons, features=n_features, clip_flagged=n_clipped, rows=n_rows,
                tiles=int(present.size), present=present, index=index,
