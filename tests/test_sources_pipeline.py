@@ -118,6 +118,99 @@ def test_resume_completes_a_partial_run(scenes, first_run, tmp_path):
     assert rep.n("ok") == len(want)
 
 
+#: Runs rasterize_sources in this process (n_jobs=1) and kills itself with SIGKILL (no
+#: clean-up of any kind can run) when the reduce pass is about to write tile number K.
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import fastraster.pipelines.sources.tiles as T
+real, written = T.write_geotiff, []
+def write_then_die(path, *args, **kwargs):
+    mine = str(path).startswith(sys.argv[4])  # (the warm-up writes elsewhere)
+    if mine and len(written) == int(sys.argv[5]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, *args, **kwargs)
+    if mine:
+        written.append(path)
+T.write_geotiff = write_then_die
+from fastraster.pipelines.sources import rasterize_sources
+rasterize_sources(sys.argv[2], sys.argv[4], z=15, footprints=sys.argv[3], n_jobs=1,
+                  simplify_tolerance=0.1, dtype="float64", progress=False, stats=%r)
+"""
+
+
+def test_killed_run_resumes_to_identical_files(scenes, first_run, tmp_path):
+    """A run killed with SIGKILL in its reduce pass leaves finished GeoTIFFs, no half-written
+    one, and its work folder; the next run (overwrite=False) removes that folder (its owner
+    is dead), skips the finished tiles and ends with the files and the summary CSV of an
+    uninterrupted run."""
+    import csv
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    inp, fps = scenes
+    out = tmp_path / "out"
+    k = 5
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT % (STATS,), str(REPO), inp, fps,
+                           str(out), str(k)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert len(tif_files(out)) == k
+    left = [p for p in os.listdir(out) if p.startswith(".fastraster-sources.")]
+    assert len(left) == 1 and os.listdir(out / left[0])  # the dead run's intermediates
+    rep = rasterize_sources(inp, out, z=15, footprints=fps, **KW)
+    want = _files(first_run[0])
+    assert rep.n("skipped") == k and rep.n("ok") == len(want) - k and not rep.errors
+    assert _files(out) == want
+    assert not [p for p in os.listdir(out) if p.startswith(".fastraster-sources")]
+    assert_no_temp_files(out)
+
+    def rows(root):
+        with open(root / "rasters_summary.csv") as fh:
+            return sorted(tuple(v for c, v in r.items() if c != "path")
+                          for r in csv.DictReader(fh))
+
+    assert rows(out) == rows(first_run[0])
+
+
+def test_work_dirs_of_dead_runs_are_removed_and_live_ones_kept(scenes, tmp_path):
+    import time
+
+    from fastraster.io.workdirs import HOST
+
+    inp, fps = scenes
+    out = tmp_path / "out"
+    dead = subprocess_pid_that_has_exited()
+    old = time.time() - 2 * 24 * 3600
+    names = {
+        f".fastraster-sources.{HOST}.{dead}.{'a' * 32}": False,  # owner gone: removed
+        f".fastraster-sources.{HOST}.{os.getpid()}.{'b' * 32}": True,  # owner alive: kept
+        f".fastraster-sources.otherhost.1.{'c' * 32}": True,  # another host, fresh: kept
+        f".fastraster-sources.otherhost2.1.{'d' * 32}": False,  # another host, 2 days old
+        f".fastraster-sources-{'e' * 32}": False,  # part 1's unowned name, 2 days old
+        f".fastraster-sourcesX.{HOST}.{dead}.{'f' * 32}": True,  # not a work folder of ours
+    }
+    for name in names:
+        (out / name).mkdir(parents=True)
+        (out / name / "scene-0.arrow").write_bytes(b"x")
+        if name.startswith((".fastraster-sources.otherhost2", ".fastraster-sources-")):
+            os.utime(out / name, (old, old))
+    rasterize_sources(inp, out, z=15, footprints=fps, **KW)
+    assert {n for n in os.listdir(out) if n.startswith(".")} == {
+        n for n, kept in names.items() if kept}
+
+
+def subprocess_pid_that_has_exited() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                       capture_output=True, text=True, check=True)
+    return int(p.stdout)
+
+
 def test_outputs_csvs_and_no_leftovers(first_run):
     out, rep = first_run
     assert_no_temp_files(out)
