@@ -10,6 +10,9 @@ The public API (see README):
 * :func:`render_web_tiles` - RGBA PNG web tiles (+ WMTS capabilities) from GeoTIFFs;
 * :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
 
+A run with failed files ends with one :class:`RunFailures` warning; a configuration key no
+PDG component reads gets one :class:`ConfigWarning`.
+
 The layers, each importing only those before it: ``kernels`` (numba) <- ``model`` <- ``io``
 <- ``render`` <- ``execution`` <- ``pipelines`` <- ``compat`` <- ``cli`` (README,
 "Architecture").
@@ -28,12 +31,14 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _LAZY = {
+    "ConfigWarning": "io.config",
     "DEFAULT_STATS": "model.stats",
     "PdgSourceRules": "pipelines.source_options",
     "RaggedPolygons": "model.geometry",
     "RasterTiler": "compat.pdgraster",
     "RasterizeOptions": "pipelines.options",
     "Report": "io.records",
+    "RunFailures": "io.records",
     "Stat": "model.stats",
     "Tile": "compat.pdgraster",
     "TileGrid": "model.grid",
@@ -52,14 +57,15 @@ _SUBMODULES = frozenset({"cli", "compat", "execution", "io", "kernels", "model",
                          "pipelines", "render", "sample"})
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
-__all__ = ["DEFAULT_STATS", "PdgSourceRules", "RaggedPolygons", "RasterTiler",
-           "RasterizeOptions", "Report", "Stat", "Tile", "TileGrid", "build_pyramid",
-           "compute_stats", "rasterize_dir", "rasterize_sources", "rasterize_tile",
-           "render_web_tiles", "warm_up"]
+__all__ = ["ConfigWarning", "DEFAULT_STATS", "PdgSourceRules", "RaggedPolygons",
+           "RasterTiler", "RasterizeOptions", "Report", "RunFailures", "Stat", "Tile",
+           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_sources",
+           "rasterize_tile", "render_web_tiles", "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compat.pdgraster import RasterTiler, Tile
-    from fastraster.io.records import Report
+    from fastraster.io.config import ConfigWarning
+    from fastraster.io.records import Report, RunFailures
     from fastraster.model.compute import compute_stats
     from fastraster.model.geometry import RaggedPolygons
     from fastraster.model.grid import TileGrid

@@ -4,8 +4,8 @@ them (:func:`make_scenes`).
 
 Ice-wedge polygons are 10-20 m cells of tundra separated by troughs: here, jittered Voronoi
 cells shrunk toward their centroids (the troughs), with wiggly densified edges, in patches
-(real imagery has gaps), around 70 deg N; staged, they are copied whole into every z13 tile
-they touch.
+(real imagery has gaps), around 70 deg N; staged, they are copied whole into every tile they
+touch, at any zoom (:func:`sample_tiles`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,27 @@ from fastraster.model.grid import TileGrid
 #: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
 DEFAULT_TILES = ((1524, 910, 13), (1525, 910, 13), (1524, 911, 13), (1525, 911, 13))
 M_PER_DEG_LAT = 110_574.0
+
+
+def sample_tiles(z: int = 13, tms: str = "WorldCRS84Quad") -> tuple:
+    """The 2 x 2 block of tiles at zoom ``z`` around the corner shared by
+    :data:`DEFAULT_TILES` (Prudhoe Bay, about 148.5 W 70.3 N), in the order of
+    ``DEFAULT_TILES``; at z13 it is ``DEFAULT_TILES``.
+
+    The quad grids (``WorldCRS84Quad``, ``WGS1984Quad``) have tiles of ``180 / 2**z``
+    degrees: ~26 x 76 m at z18, ~210 x 610 m at z15, ~1.7 x 4.9 km at z12 at this latitude.
+    """
+    z = int(z)
+    if z < 1:
+        raise ValueError(f"z must be at least 1 for a 2 x 2 block of tiles, not {z}")
+    corner = TileGrid.from_tile((1525, 911, 13), tms)  # its north-west corner is the centre
+    centre = TileGrid.from_tile((0, 0, z), tms)
+    d = centre.right - centre.left
+    # The grid line nearest to that corner, kept inside the grid (2 * 2**z columns, 2**z
+    # rows) so that the block exists at low zooms too.
+    xc = min(max(round((corner.left - centre.left) / d), 1), 2 ** (z + 1) - 1)
+    yc = min(max(round((centre.top - corner.top) / d), 1), 2 ** z - 1)
+    return tuple((x, y, z) for y in (yc - 1, yc) for x in (xc - 1, xc))
 
 
 def ice_wedge_polygons(bounds, *, spacing_m=15.0, trough=0.12, fill=0.6, wiggle=0.03,
@@ -144,14 +165,25 @@ def tiles_bounds(tiles, tms="WorldCRS84Quad", margin=0.0):
             max(g.right for g in grids) + margin, max(g.top for g in grids) + margin)
 
 
-def make_sample(out_dir, *, tiles=DEFAULT_TILES, tms="WorldCRS84Quad", spacing_m=15.0,
+def make_sample(out_dir, *, tiles=None, z=None, tms="WorldCRS84Quad", spacing_m=15.0,
                 fill=0.6, vertices=24, seed=0) -> list[str]:
     """Generate IWP-like polygons over ``tiles`` and stage them below ``out_dir``.
 
+    Parameters
+    ----------
+    tiles : sequence of (x, y, z), optional
+        The staged tiles; default :func:`sample_tiles` at zoom ``z``.
+    z : int, optional
+        Zoom of the default tiles (13 if ``tiles`` is not given either); ignored with
+        ``tiles``.
+
     Polygons near the outer edge of the tile block also reach beyond it (staging copies
-    them whole). Returns the staged file paths.
+    them whole), by up to a tenth of a tile. Returns the staged file paths.
     """
-    bounds = tiles_bounds(tiles, tms, margin=0.0005)
+    if tiles is None:
+        tiles = sample_tiles(13 if z is None else z, tms)
+    d = TileGrid.from_tile(tiles[0], tms).right - TileGrid.from_tile(tiles[0], tms).left
+    bounds = tiles_bounds(tiles, tms, margin=min(0.0005, d / 10))
     geoms = ice_wedge_polygons(bounds, spacing_m=spacing_m, fill=fill, vertices=vertices,
                                seed=seed)
     return write_staged(geoms, out_dir, tiles, tms)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import glob
 import os
 import random
+import re
 import shutil
 
 import numpy as np
 import pyogrio
 import pytest
 
+from fastraster.io.records import RunFailures
 from fastraster.model.grid import TileGrid
 from fastraster.pipelines.sources import rasterize_sources
 from tests.conftest import assert_no_temp_files, read_tif, tif_files
@@ -111,11 +113,11 @@ def test_resume_completes_a_partial_run(scenes, first_run, tmp_path):
     # A killed writer leaves only a hidden temporary file, never a final name.
     (out / os.path.dirname(gone[0]) / ".x.tif.123.tmp").write_bytes(b"partial")
     rep = rasterize_sources(inp, out, z=15, footprints=fps, **KW)
-    assert rep.n("ok") == len(gone) and rep.n("skipped") == len(want) - len(gone)
+    assert rep.tiles("ok") == len(gone) and rep.tiles("skipped") == len(want) - len(gone)
     os.remove(out / os.path.dirname(gone[0]) / ".x.tif.123.tmp")
     assert _files(out) == want
     rep = rasterize_sources(inp, out, z=15, footprints=fps, overwrite=True, **KW)
-    assert rep.n("ok") == len(want)
+    assert rep.tiles("ok") == len(want)
 
 
 #: Runs rasterize_sources in this process (n_jobs=1) and kills itself with SIGKILL (no
@@ -162,7 +164,7 @@ def test_killed_run_resumes_to_identical_files(scenes, first_run, tmp_path):
     assert len(left) == 1 and os.listdir(out / left[0])  # the dead run's intermediates
     rep = rasterize_sources(inp, out, z=15, footprints=fps, **KW)
     want = _files(first_run[0])
-    assert rep.n("skipped") == k and rep.n("ok") == len(want) - k and not rep.errors
+    assert rep.tiles("skipped") == k and rep.tiles("ok") == len(want) - k and not rep.errors
     assert _files(out) == want
     assert not [p for p in os.listdir(out) if p.startswith(".fastraster-sources")]
     assert_no_temp_files(out)
@@ -264,10 +266,12 @@ def test_a_bad_scene_is_named_and_the_rest_is_done(scenes, tmp_path):
     bad = sorted(glob.glob(f"{work}/**/*.shp", recursive=True))[1]
     with open(bad, "r+b") as fh:  # a corrupt header
         fh.write(b"garbage!" * 12)
-    rep = rasterize_sources(work, tmp_path / "out", z=15, footprints=fps, **KW)
+    with pytest.warns(RunFailures, match=r"^1 of \d+ files failed in step "
+                      r"rasterize-sources; first: " + re.escape(bad)):
+        rep = rasterize_sources(work, tmp_path / "out", z=15, footprints=fps, **KW)
     errs = [r for r in rep.scenes if r["status"] == "error"]
     assert len(errs) == 1 and errs[0]["error"].startswith(bad)
-    assert rep.n("ok") > 0 and not [r for r in rep if r["status"] == "error"]
+    assert rep.tiles("ok") > 0 and not [r for r in rep if r["status"] == "error"]
 
 
 def test_invalid_polygons_repaired_or_refused(tmp_path):
@@ -279,11 +283,12 @@ def test_invalid_polygons_repaired_or_refused(tmp_path):
     write_scene(tmp_path, "s", [shapely.box(X0 + 40, Y0, X0 + 50, Y0 + 10), bowtie], None,
                 "2020")
     kw = dict(z=15, keep_rules=None, clip_to_footprint=False, progress=False)
-    rep = rasterize_sources(tmp_path / "input", tmp_path / "o1", validate="error", **kw)
+    with pytest.warns(RunFailures, match="invalid polygon"):
+        rep = rasterize_sources(tmp_path / "input", tmp_path / "o1", validate="error", **kw)
     assert rep.scenes[0]["status"] == "error"
     assert "1 invalid polygon(s); first is feature 1: Self-intersection" in rep.scenes[0]["error"]
     rep = rasterize_sources(tmp_path / "input", tmp_path / "o2", **kw)
-    assert rep.scenes[0]["status"] == "ok" and rep.n("ok") >= 1
+    assert rep.scenes[0]["status"] == "ok" and rep.tiles("ok") >= 1
     total = sum(read_tif(r["output"])[0][1].sum() * TileGrid.from_tile(r["tile"]).pixel_area
                 for r in rep)
     assert total > 0  # both lobes of the repaired bow tie plus the square

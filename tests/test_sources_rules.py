@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 import shapely
 
+from fastraster.io.records import RunFailures
 from fastraster.io.scenes import Chunk, decode_chunk
 from fastraster.io.staged import InputError
 from fastraster.model.assign import TileScheme, assign_tiles, key_xy
@@ -181,8 +182,9 @@ def test_missing_footprint_with_clip_is_an_error_for_that_scene(tmp_path):
     write_scene(tmp_path, "a", [_box(X0, Y0, X0 + 10, Y0 + 10)], _box(X0 - 50, Y0 - 50,
                 X0 + 50, Y0 + 50), "2020")
     b = write_scene(tmp_path, "b", [_box(X0 + 20, Y0, X0 + 30, Y0 + 10)], None, "2021")
-    rep = rasterize_sources(tmp_path / "input", tmp_path / "out", z=Z,
-                            footprints=tmp_path / "footprints", progress=False)
+    with pytest.warns(RunFailures, match="no footprint"):
+        rep = rasterize_sources(tmp_path / "input", tmp_path / "out", z=Z,
+                                footprints=tmp_path / "footprints", progress=False)
     bad = [r for r in rep.scenes if r["status"] == "error"]
     assert len(bad) == 1 and bad[0]["error"].startswith(b) and "no footprint" in bad[0]["error"]
     assert rep.errors == bad
@@ -200,10 +202,11 @@ def test_scene_without_crs_needs_input_crs(tmp_path):
     os.remove(os.path.splitext(path)[0] + ".prj")
     kw = dict(z=Z, keep_rules=None, clip_to_footprint=False, progress=False,
               dtype="float64")
-    rep = rasterize_sources(tmp_path / "input", tmp_path / "o1", **kw)
+    with pytest.warns(RunFailures, match="has no CRS"):
+        rep = rasterize_sources(tmp_path / "input", tmp_path / "o1", **kw)
     assert rep.scenes[0]["status"] == "error" and "input_crs" in rep.scenes[0]["error"]
     rep2 = rasterize_sources(tmp_path / "input", tmp_path / "o2", input_crs=CRS, **kw)
-    assert rep2.scenes[0]["status"] == "ok" and rep2.n("ok") == 1
+    assert rep2.scenes[0]["status"] == "ok" and rep2.tiles("ok") == 1
 
 
 # ---------------------------------------------------------------------------------------------

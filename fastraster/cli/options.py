@@ -39,15 +39,57 @@ def tms_option(help_text="Only this tile matrix set (default: all found)."):
 
 
 def config_stats(config):
-    """The ``statistics`` of the ``--config`` file (None without one)."""
-    from fastraster.io.config import config_statistics
+    """The ``statistics`` of the ``--config`` file (None without one), after validating the
+    whole configuration; a bad one is a usage error (exit code 2) naming the statistic, key
+    and value."""
+    if config is None:
+        return None
+    from fastraster.pipelines.options import load_config
 
-    return config_statistics(config)
+    try:
+        return list(load_config(config).stats)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--config'") from None
+
+
+#: Errors a command prints before "... and N more".
+SHOWN_ERRORS = 5
+
+
+def run_quietly(function, *args, **kwargs):
+    """``function(*args, **kwargs)``, a pipeline run, without its closing
+    :class:`~fastraster.io.records.RunFailures` warning (the command prints the errors
+    itself, :func:`report_exit`); a ValueError (a bad setting, raised before any file is
+    written) becomes a usage error (exit code 2)."""
+    import warnings
+
+    from fastraster.io.records import RunFailures
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunFailures)
+        try:
+            return function(*args, **kwargs)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+
+def print_errors(report) -> int:
+    """Print the first :data:`SHOWN_ERRORS` errors of a report to stderr, then "... and N
+    more; see <events CSV>"; the number of failed files."""
+    errors = report.errors
+    for rec in errors[:SHOWN_ERRORS]:
+        click.echo(f"error: {rec['error']}", err=True)
+    failed = report.n("error")
+    more = failed - min(len(errors), SHOWN_ERRORS)
+    if more > 0:
+        see = f"; see {report.events_csv}" if getattr(report, "events_csv", None) else ""
+        click.echo(f"... and {more} more{see}", err=True)
+    return failed
 
 
 def report_exit(report) -> int:
-    """Print the errors and the summary line of a report; the exit code (1 if any error)."""
-    for rec in report.errors:
-        click.echo(f"error: {rec['error']}", err=True)
+    """Print the first errors and the summary line of a report; the exit code (1 if any
+    file failed)."""
+    failed = print_errors(report)
     click.echo(report.summary_line())
-    return 1 if report.errors else 0
+    return 1 if failed else 0

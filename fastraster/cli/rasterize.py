@@ -12,6 +12,7 @@ from fastraster.cli.options import (
     config_stats,
     parallel_options,
     report_exit,
+    run_quietly,
     tms_option,
 )
 
@@ -21,10 +22,10 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
     """``rasterize_dir`` with the command's options; prints errors and the summary line."""
     from fastraster.pipelines.staged import rasterize_dir
 
-    report = rasterize_dir(staged, out, tms=tms, z=z, tile_size=tile_size,
-                           stats=config_stats(config), n_jobs=workers, batch_size=batch_size,
-                           backend=backend, overwrite=overwrite, progress=not quiet,
-                           dtype=dtype)
+    report = run_quietly(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
+                         stats=config_stats(config), n_jobs=workers, batch_size=batch_size,
+                         backend=backend, overwrite=overwrite, progress=not quiet,
+                         dtype=dtype)
     report_exit(report)
     return report
 
@@ -58,4 +59,4 @@ def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, tms, 
     else:
         report = run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
                      tile_size, dtype, config)
-    sys.exit(1 if report.errors else 0)
+    sys.exit(1 if report.n("error") else 0)

@@ -9,6 +9,11 @@ import click
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--spacing", type=float, default=15.0, show_default=True,
               help="Polygon size in metres (9 gives ~25k polygons per z13 tile).")
+@click.option("--z", "z", type=click.IntRange(1, 30), default=13, show_default=True,
+              help="Zoom of the staged tiles (a z18 tile is ~26 x 76 m: use a small "
+                   "--spacing there).")
+@click.option("--tms", default="WorldCRS84Quad", show_default=True,
+              type=click.Choice(["WorldCRS84Quad", "WGS1984Quad"]))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--scenes", type=click.IntRange(min=1), default=None,
               help="Write this many raw scenes (OUT/input) with dated footprints "
@@ -17,11 +22,11 @@ import click
               show_default=True, help="With --scenes: detections per scene (about).")
 @click.option("--workers", "-j", type=int, default=1, show_default=True,
               help="With --scenes: processes writing scenes (-1: all cores).")
-def sample(out, spacing, seed, scenes, polygons_per_scene, workers):
-    """Write synthetic ice-wedge polygons into OUT: a staged tree of 4 z13 tiles, or with
+def sample(out, spacing, z, tms, seed, scenes, polygons_per_scene, workers):
+    """Write synthetic ice-wedge polygons into OUT: a staged tree of 4 tiles (2 x 2), or with
     --scenes N, N overlapping raw scenes (EPSG:3413, one in eight in UTM 52N) and their
     footprints, for ``fastraster rasterize-sources OUT/input GEOTIFF --footprints
-    OUT/footprints``."""
+    OUT/footprints`` (--z and --tms are for staged tiles)."""
     if scenes is not None:
         from fastraster.sample import make_scenes
 
@@ -32,5 +37,5 @@ def sample(out, spacing, seed, scenes, polygons_per_scene, workers):
         return
     from fastraster.sample import make_sample
 
-    paths = make_sample(out, spacing_m=spacing, seed=seed)
-    click.echo(f"wrote {len(paths)} staged tiles below {out}")
+    paths = make_sample(out, spacing_m=spacing, z=z, tms=tms, seed=seed)
+    click.echo(f"wrote {len(paths)} staged z{z} tiles below {out}")

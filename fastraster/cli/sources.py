@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from fastraster.cli.options import apply, report_exit
+from fastraster.cli.options import apply, report_exit, run_quietly
 
 
 @click.command("rasterize-sources")
@@ -51,7 +51,8 @@ def rasterize_sources(inputs, out, z, footprints, config, simplify_tolerance, in
     pdgraster: MultiPolygons dropped, simplification in the input CRS, clip to the scene's
     footprint, footprint deduplication (the later Date wins), tiles by intersects.
 
-    Prints the first errors and one summary line; exits 1 if any scene or tile failed.
+    Prints the first 5 errors and one summary line; exits 1 if any scene or tile failed, 2
+    for a bad setting (nothing written).
     """
     from fastraster.pipelines.source_options import PdgSourceRules
 
@@ -98,5 +99,6 @@ def _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype):
 def _run(inputs, out, footprints, rules, workers, backend, overwrite, quiet):
     from fastraster.pipelines.sources import rasterize_sources
 
-    return rasterize_sources(inputs, out, footprints=footprints, rules=rules, n_jobs=workers,
-                             backend=backend, overwrite=overwrite, progress=not quiet)
+    return run_quietly(rasterize_sources, inputs, out, footprints=footprints, rules=rules,
+                       n_jobs=workers, backend=backend, overwrite=overwrite,
+                       progress=not quiet)

@@ -4,41 +4,73 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
+import time
+import warnings
 from collections import namedtuple
 
-from fastraster.io.config import read_config
-from fastraster.io.records import locked_merge, summary_rows, write_events, write_summary
-from fastraster.io.tilepaths import find_tiles, parse_tile_path, tile_path
+from fastraster.io.config import CONFIG_DEFAULTS  # noqa: F401  (re-exported, as before)
+from fastraster.io.records import (
+    Report,
+    RunFailures,
+    locked_merge,
+    summary_rows,
+    warn_failures,
+    write_events,
+    write_summary,
+)
+from fastraster.io.tilepaths import TileFile, find_tiles, parse_tile_path, tile_path
 from fastraster.model.grid import TileGrid
 from fastraster.model.pyramid_math import parent_of
-from fastraster.model.stats import DEFAULT_STATS, parse_stats
-from fastraster.pipelines.options import PyramidOptions, RasterizeOptions
+from fastraster.model.stats import parse_stats
+from fastraster.pipelines.options import PyramidOptions, RasterizeOptions, load_config
 from fastraster.pipelines.pyramid import pyramid_levels
 from fastraster.pipelines.staged import rasterize_one
-from fastraster.pipelines.webtiles import render_web_tiles
+from fastraster.pipelines.webtiles import web_tiles_run
 from fastraster.render.ranges import update_ranges, zoom_ranges
 from fastraster.render.wmts import write_capabilities
+
+logger = logging.getLogger(__name__)
 
 #: A tile, field-compatible with ``morecantile.Tile`` (which pdgraster returns).
 Tile = namedtuple("Tile", ["x", "y", "z"])
 
-#: The PDG configuration keys fastraster reads, with pdgraster's defaults.
-CONFIG_DEFAULTS = {
-    "dir_staged": "staged",
-    "dir_geotiff": "geotiff",
-    "dir_web_tiles": "web_tiles",
-    "ext_staged": ".gpkg",
-    "ext_web_tiles": ".png",
-    "filename_rasters_summary": "rasters_summary.csv",
-    "filename_rasterization_events": "rasterization_events.csv",
-    "tms_id": "WGS1984Quad",
-    "z_range": [0, 13],
-    "tile_size": [256, 256],
-    "statistics": list(DEFAULT_STATS),
-    "deduplicate_at": None,
-    "deduplicate_method": None,
-}
+
+class TileReport(Report):
+    """What a :class:`RasterTiler` call returns: the tiles it made or kept, as a list of
+    :class:`Tile` (pdgraster's return value), and the report of every file it tried.
+
+    ``errors``, ``n(status)`` and ``summary_line()`` cover the records of all the call's
+    steps (``steps``: one :class:`~fastraster.io.records.Report` per step, ``step`` naming
+    it: "rasterize", "pyramid" or "webtiles"); ``records`` lists them in order.
+    """
+
+    def __init__(self, tiles=(), steps=()):
+        super().__init__(tiles)
+        self.steps = [s for s in steps if s is not None]
+        self.total = sum(len(s) if s.total is None else s.total for s in self.steps)
+        self.wall_seconds = sum(s.wall_seconds for s in self.steps)
+
+    @property
+    def records(self) -> list[dict]:
+        return [r for s in self.steps for r in s]
+
+    def n(self, status: str) -> int:
+        return sum(s.n(status) for s in self.steps)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [r for s in self.steps for r in s.errors]
+
+    def warn_failures(self, stacklevel: int = 3) -> None:
+        """One :class:`~fastraster.io.records.RunFailures` warning over every step."""
+        warn_failures(self.steps, stacklevel=stacklevel + 1)
+
+
+def _tiles(report: Report) -> list[Tile]:
+    # (Scene records of rasterize_inputs name no tile.)
+    return [Tile(*r["tile"]) for r in report if r["status"] != "error" and r["tile"]]
 
 
 class _TilePaths:
@@ -85,15 +117,25 @@ class RasterTiler:
     Parameters
     ----------
     config : dict or path to a JSON file
-        A PDG viz configuration. Read keys: ``dir_staged``, ``dir_geotiff``, ``ext_staged``,
-        ``tms_id``, ``z_range``, ``tile_size``, ``statistics``, ``deduplicate_at``,
-        ``deduplicate_method``, ``filename_rasters_summary``,
+        A PDG viz configuration, validated whole before anything is written
+        (:func:`fastraster.pipelines.options.load_config`). Read keys: ``dir_staged``,
+        ``dir_geotiff``, ``dir_web_tiles``, ``ext_staged``, ``ext_web_tiles``, ``tms_id``,
+        ``z_range``, ``tile_size``, ``statistics``, ``deduplicate_at``,
+        ``deduplicate_method``, ``prop_centroid_x``, ``prop_centroid_y``,
+        ``prop_duplicated``, ``filename_rasters_summary``,
         ``filename_rasterization_events``; for raw scenes (:meth:`rasterize_inputs`) also
         ``dir_input``, ``ext_input``, ``dir_footprints``, ``ext_footprints``,
-        ``simplify_tolerance``, ``input_crs`` and ``deduplicate_keep_rules`` /
-        ``deduplicate_clip_to_footprint``; others are kept and ignored.
+        ``simplify_tolerance``, ``input_crs``, ``deduplicate_keep_rules`` and
+        ``deduplicate_clip_to_footprint``; the keys only PDG's other steps read are
+        accepted and ignored; a key no PDG component knows gets one warning.
     dtype : str
         GeoTIFF sample type; float64 (pdgraster's) by default, so files match pdgraster's.
+
+    Raises
+    ------
+    ValueError
+        For a bad configuration: the message names the statistic (where one applies), the
+        key, the value and what is allowed.
 
     Notes
     -----
@@ -101,23 +143,24 @@ class RasterTiler:
     processes, as the PDG course notebook does. Summary and event rows of each call are
     merged into the configured CSVs under a file lock, so concurrent workers on one
     machine lose no rows.
+
+    A failing file never stops a call: the call returns a :class:`TileReport` (the list of
+    tiles pdgraster returns, with ``errors``) and ends with one
+    :class:`~fastraster.io.records.RunFailures` warning naming how many files failed, in
+    which step, and the first message.
     """
 
     def __init__(self, config, dtype: str = "float64"):
-        config = read_config(config)
-        merged = dict(CONFIG_DEFAULTS)
-        merged.update({k: v for k, v in config.items() if v is not None or k not in merged})
-        self.config = merged
-        self.tiles = _TilePaths(merged)
-        dedup_at = merged.get("deduplicate_at") or []
-        if isinstance(dedup_at, str):
-            dedup_at = [dedup_at]
-        self.deduplicate = "raster" in dedup_at and merged.get("deduplicate_method") is not None
+        pdg = load_config(config)
+        self.config = pdg.config
+        self.tiles = _TilePaths(self.config)
+        self.deduplicate = pdg.deduplicate
         self.dtype = dtype
         self.events: list[dict] = []
         self._options = RasterizeOptions.create(
-            stats=merged["statistics"], tile_size=merged["tile_size"], dtype=dtype,
-            overwrite=True, deduplicate=self.deduplicate)  # parses the statistics, once
+            stats=pdg.stats, tile_size=pdg.tile_size, dtype=dtype, overwrite=True,
+            deduplicate=pdg.deduplicate, centroid_columns=pdg.centroid_columns,
+            duplicated_column=pdg.duplicated_column)
         self.stats = self._options.stats
 
     @property
@@ -132,54 +175,87 @@ class RasterTiler:
     def rasterize_vector(self, path, overwrite=True):
         """Rasterize one staged file into ``dir_geotiff``; return its Tile, or None on error.
 
-        Like pdgraster, an error is logged as an event, not raised.
+        Like pdgraster, an error is logged (``logging``, logger ``fastraster.compat.
+        pdgraster``) and recorded as an event, not raised.
         """
         rec = self._rasterize(path, overwrite)
         self._record([rec])
-        return Tile(*rec["tile"]) if rec["status"] != "error" else None
+        if rec["status"] == "error":
+            logger.error("rasterize_vector: %s", rec["error"])
+            return None
+        return Tile(*rec["tile"])
 
     def _rasterize(self, path, overwrite):
         f = parse_tile_path(path, tms=None)
         if f.tms is not None and f.tms != self.config["tms_id"]:
             f = parse_tile_path(path, tms=self.config["tms_id"])
+        if f.tile is not None and f.tile[2] != self.z:
+            # pdgraster's rule: staged tiles are at the configured maximum zoom.
+            f = TileFile(f.path, f.tms, None, f"a z{f.tile[2]} tile, but the configuration's "
+                         f"z_range {list(self.config['z_range'])} puts staged tiles at "
+                         f"z{self.z}; set z_range to [min_z, {f.tile[2]}]")
         out = self.tiles.path_from_tile(f.tile, "geotiff") if f.tile else None
         return rasterize_one(f, out, self.options(overwrite))
 
-    def rasterize_vectors(self, paths, make_parents=False, overwrite=True) -> list[Tile]:
-        """Rasterize many staged files; return the tiles that succeeded.
+    def _rasterize_step(self, paths, overwrite) -> Report:
+        t0 = time.perf_counter()
+        report = Report(self._rasterize(p, overwrite) for p in paths)
+        self._record(report)
+        return self._finish(report, "rasterize", t0)
+
+    def _finish(self, report: Report, step: str, t0: float) -> Report:
+        report.step, report.wall_seconds = step, time.perf_counter() - t0
+        report.events_csv = self.config["filename_rasterization_events"]
+        return report
+
+    def rasterize_vectors(self, paths, make_parents=False, overwrite=True) -> TileReport:
+        """Rasterize many staged files; return the tiles that succeeded (a
+        :class:`TileReport`: a list of Tile with ``errors``).
 
         With ``make_parents`` the parents of those tiles are built too, down to the
         configured minimum zoom (:meth:`parent_geotiffs_from_children`). Unlike pdgraster
         the default is False, so batches sent to workers (the course notebook's pattern)
-        leave the lower levels to one final call.
+        leave the lower levels to one final call. Ends with one
+        :class:`~fastraster.io.records.RunFailures` warning if any file failed.
         """
-        records = [self._rasterize(p, overwrite) for p in paths]
-        self._record(records)
-        tiles = [Tile(*r["tile"]) for r in records if r["status"] != "error"]
+        report = self._rasterize_step(paths, overwrite)
+        tiles = _tiles(report)
+        parents = None
         if make_parents and tiles:
-            self.parent_geotiffs_from_children(
-                {Tile(*parent_of(t)) for t in tiles if t.z > 0}, overwrite=overwrite)
-        return tiles
+            parents = self._pyramid_step({Tile(*parent_of(t)) for t in tiles if t.z > 0},
+                                         True, overwrite, None)
+        result = TileReport(tiles, [report, parents])
+        result.warn_failures()
+        return result
+
+    def _pyramid_step(self, tiles, recursive, overwrite, n_jobs) -> Report | None:
+        tiles = {Tile(*t) for t in tiles}
+        if not tiles:
+            return None
+        t0 = time.perf_counter()
+        z_min = int(min(self.config["z_range"]))
+        options = PyramidOptions(stats=self.stats, overwrite=bool(overwrite))
+        report = Report(pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"],
+                                       tiles, z_min, options, n_jobs=n_jobs,
+                                       recursive=recursive))
+        self._record(report)
+        return self._finish(report, "pyramid", t0)
 
     def parent_geotiffs_from_children(self, tiles, recursive=True, overwrite=True,
-                                      n_jobs=None) -> list[Tile]:
+                                      n_jobs=None) -> TileReport:
         """Build the GeoTIFFs of ``tiles`` (all of one zoom) from their children in
         ``dir_geotiff``, and, if ``recursive``, their parents down to ``z_range[0]``.
 
         Each band is reduced 2x2 by its statistic's ``resampling_method``; missing
         children count as empty (:func:`fastraster.model.pyramid_math.reduce_2x2`). Returns
-        the tiles
-        built or kept; failures are recorded as events, not raised.
+        the tiles built or kept (a :class:`TileReport`); failures are recorded as events,
+        not raised, and end the call with one :class:`~fastraster.io.records.RunFailures`
+        warning.
         """
-        tiles = {Tile(*t) for t in tiles}
-        if not tiles:
-            return []
-        z_min = int(min(self.config["z_range"]))
-        options = PyramidOptions(stats=self.stats, overwrite=bool(overwrite))
-        records = pyramid_levels(self.config["dir_geotiff"], self.config["tms_id"], tiles,
-                                 z_min, options, n_jobs=n_jobs, recursive=recursive)
-        self._record(records)
-        return [Tile(*r["tile"]) for r in records if r["status"] != "error"]
+        report = self._pyramid_step(tiles, recursive, overwrite, n_jobs)
+        result = TileReport(_tiles(report) if report is not None else [], [report])
+        result.warn_failures()
+        return result
 
     def get_z_ranges(self) -> dict:
         """``{stat: {z: (min, max)}}`` of the rasters summary written so far."""
@@ -195,78 +271,128 @@ class RasterTiler:
         self.config["statistics"] = stats
         self.stats = parse_stats(stats)
 
-    def webtiles_from_geotiffs(self, geotiff_paths=None, update_ranges=True, overwrite=True,
-                               n_jobs=None) -> list[Tile]:
-        """Render one PNG per statistic of each GeoTIFF into ``dir_web_tiles``
-        (``<stat>/<TMS>/<z>/<x>/<y>.png``), coloured as pdgraster does
-        (:func:`fastraster.render_web_tiles`). With ``update_ranges`` the missing
-        ``val_range`` ends are first filled per zoom from the rasters summary."""
+    def _webtiles_step(self, geotiff_paths, update_ranges, overwrite, n_jobs) -> Report:
+        t0 = time.perf_counter()
         if update_ranges:
             self.update_ranges()
         if geotiff_paths is None:
             geotiff_paths = self.tiles.get_filenames_from_dir("geotiff")
-        report = render_web_tiles(self.config["dir_geotiff"], self.config["dir_web_tiles"],
-                                  stats=self.stats, paths=list(geotiff_paths),
-                                  summary=False, n_jobs=n_jobs, overwrite=overwrite,
-                                  progress=False, wmts=False,
-                                  tms=self.config["tms_id"])
+        report = web_tiles_run(self.config["dir_geotiff"], self.config["dir_web_tiles"],
+                               stats=self.stats, paths=list(geotiff_paths),
+                               summary=False, n_jobs=n_jobs, overwrite=overwrite,
+                               progress=False, wmts=False, tms=self.config["tms_id"])
         self.events.extend(report)
         locked_merge(self.config["filename_rasterization_events"], report,
                      functools.partial(write_events, append=True))
-        return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
+        return self._finish(report, "webtiles", t0)
+
+    def webtiles_from_geotiffs(self, geotiff_paths=None, update_ranges=True, overwrite=True,
+                               n_jobs=None) -> TileReport:
+        """Render one PNG per statistic of each GeoTIFF into ``dir_web_tiles``
+        (``<stat>/<TMS>/<z>/<x>/<y>.png``), coloured as pdgraster does
+        (:func:`fastraster.render_web_tiles`). With ``update_ranges`` the missing
+        ``val_range`` ends are first filled per zoom from the rasters summary. Returns the
+        tiles rendered or kept (a :class:`TileReport`); ends with one
+        :class:`~fastraster.io.records.RunFailures` warning if any GeoTIFF failed."""
+        report = self._webtiles_step(geotiff_paths, update_ranges, overwrite, n_jobs)
+        result = TileReport(_tiles(report), [report])
+        result.warn_failures()
+        return result
 
     def webtiles_from_all_geotiffs(self, update_ranges=True, overwrite=True,
-                                   n_jobs=None) -> list[Tile]:
+                                   n_jobs=None) -> TileReport:
         """:meth:`webtiles_from_geotiffs` for every GeoTIFF in ``dir_geotiff``, then
         ``WMTSCapabilities.xml`` in ``dir_web_tiles``."""
-        tiles = self.webtiles_from_geotiffs(None, update_ranges, overwrite, n_jobs)
-        if tiles:
+        report = self._all_webtiles_step(update_ranges, overwrite, n_jobs)
+        result = TileReport(_tiles(report), [report])
+        result.warn_failures()
+        return result
+
+    def _all_webtiles_step(self, update_ranges, overwrite, n_jobs) -> Report:
+        report = self._webtiles_step(None, update_ranges, overwrite, n_jobs)
+        if _tiles(report):
             write_capabilities(self.config["dir_web_tiles"])
-        return tiles
+        return report
 
     def rasterize_inputs(self, overwrite=True, n_jobs=None, backend="loky",
-                         progress=False) -> list[Tile]:
+                         progress=False) -> TileReport:
         """PDG's staging and :meth:`rasterize_vectors` in one step, without staged files:
         the raw scenes of ``dir_input`` (``ext_input``) with their footprints
         (``dir_footprints``, ``ext_footprints``) to the GeoTIFFs of ``max(z_range)`` in
         ``dir_geotiff`` (:func:`fastraster.rasterize_sources`, with the rules of this
         configuration: ``simplify_tolerance``, ``input_crs``, ``deduplicate_*``,
-        ``statistics``, ``tile_size``, ``tms_id``). Returns the tiles written or kept; scene
-        and tile failures are recorded as events, not raised.
+        ``statistics``, ``tile_size``, ``tms_id``).
+
+        Returns
+        -------
+        TileReport
+            The tiles written or kept, with the scene and tile records (``steps``); a
+            failing scene or tile is recorded as an event, never raised, and the call ends
+            with one :class:`~fastraster.io.records.RunFailures` warning if any failed.
         """
+        report = self._inputs_step(overwrite, n_jobs, backend, progress)
+        result = TileReport(_tiles(report), [report])
+        result.warn_failures()
+        return result
+
+    def _inputs_step(self, overwrite, n_jobs, backend="loky", progress=False) -> Report:
         from fastraster.pipelines.source_options import PdgSourceRules
         from fastraster.pipelines.sources import rasterize_sources
 
+        t0 = time.perf_counter()
         rules, dirs = PdgSourceRules.from_pdg_config(self.config, dtype=self.dtype)
-        report = rasterize_sources(
-            dirs.inputs, self.config["dir_geotiff"], rules=rules,
-            footprints=dirs.footprints if rules.needs_footprints else None,
-            n_jobs=n_jobs, backend=backend, overwrite=overwrite, progress=progress,
-            summary=False)
-        self._record(list(report.scenes) + list(report))
-        return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
+        with warnings.catch_warnings():  # the tiler warns once, over all its steps
+            warnings.simplefilter("ignore", RunFailures)
+            run = rasterize_sources(
+                dirs.inputs, self.config["dir_geotiff"], rules=rules,
+                footprints=dirs.footprints if rules.needs_footprints else None,
+                n_jobs=n_jobs, backend=backend, overwrite=overwrite, progress=progress,
+                summary=False)
+        report = Report(list(run.scenes) + list(run))  # scene records have no tile
+        self._record(report)
+        return self._finish(report, "rasterize", t0)
 
-    def rasterize_all(self, overwrite=True, n_jobs=None) -> None:
+    def rasterize_all(self, overwrite=True, n_jobs=None) -> TileReport:
         """pdgraster's whole pipeline: every staged file to GeoTIFF, the lower zoom levels
         down to ``z_range[0]``, then web tiles for every GeoTIFF (and the WMTS document).
 
         When ``dir_staged`` holds no staged file and the configuration names a
-        ``dir_input``, the GeoTIFFs come straight from the raw scenes
-        (:meth:`rasterize_inputs`) instead: staging is skipped, the answers are its.
+        ``dir_input``, the max-zoom GeoTIFFs come straight from the raw scenes
+        (:meth:`rasterize_inputs`): staging is skipped, its answers are kept.
+
+        Returns
+        -------
+        TileReport
+            The GeoTIFF tiles made or kept (staged zoom and parents), with the records of
+            the three steps (``steps``) and their ``errors``. A failing file never stops
+            the run, which ends with one :class:`~fastraster.io.records.RunFailures`
+            warning over all steps.
+
+        Raises
+        ------
+        ValueError
+            If ``dir_staged`` holds no staged file and there is no ``dir_input`` (before
+            anything is written).
         """
         paths = self.tiles.get_filenames_from_dir("staged")
         if paths:
-            self.rasterize_vectors(paths, make_parents=False, overwrite=overwrite)
+            rasterized = self._rasterize_step(paths, overwrite)
         elif self.config.get("dir_input"):
-            self.rasterize_inputs(overwrite=overwrite, n_jobs=n_jobs)
+            rasterized = self._inputs_step(overwrite, n_jobs)
         else:
-            raise ValueError(f"no staged files in {self.config['dir_staged']!r} (and no "
-                             "dir_input of raw scenes in the configuration)")
+            raise ValueError(f"no staged files ({self.config['ext_staged']}) in "
+                             f"{self.config['dir_staged']!r}, and no dir_input of raw "
+                             "scenes in the configuration")
         tiles = self.tiles.get_filenames_from_dir("geotiff", z=self.z)
         parents = {Tile(*parent_of(self.tiles.tile_from_path(p))) for p in tiles}
-        if self.z > 0 and parents:
-            self.parent_geotiffs_from_children(parents, overwrite=overwrite, n_jobs=n_jobs)
-        self.webtiles_from_all_geotiffs(overwrite=overwrite, n_jobs=n_jobs)
+        pyramid = None
+        if self.z > int(min(self.config["z_range"])) and parents:
+            pyramid = self._pyramid_step(parents, True, overwrite, n_jobs)
+        web = self._all_webtiles_step(True, overwrite, n_jobs)
+        made = _tiles(rasterized) + (_tiles(pyramid) if pyramid is not None else [])
+        result = TileReport(made, [rasterized, pyramid, web])
+        result.warn_failures()
+        return result
 
     def _record(self, records):
         self.events.extend(records)
@@ -280,4 +406,3 @@ class RasterTiler:
 
     def summary_rows(self) -> list[list]:
         return summary_rows(self.events)
-

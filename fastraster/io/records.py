@@ -20,6 +20,11 @@ SUMMARY_CSV = "rasters_summary.csv"
 EVENTS_CSV = "rasterization_events.csv"
 
 
+class RunFailures(UserWarning):
+    """Files of a run failed (the run went on without them): how many, in which step, and
+    the first message. Each run ends with at most one (:func:`warn_failures`)."""
+
+
 class Report(list):
     """One record (dict) per input file, in input order, plus totals.
 
@@ -32,6 +37,10 @@ class Report(list):
     """
 
     wall_seconds: float = 0.0
+    #: The step that made the records: "rasterize", "pyramid" or "webtiles".
+    step: str | None = None
+    #: The events CSV holding every record, where the run wrote one.
+    events_csv: str | None = None
     #: With ``rasterize_dir(keep_records=False)``: files per status and in all (the report
     #: then holds only the error records).
     counts: dict | None = None
@@ -53,6 +62,41 @@ class Report(list):
         total = len(self) if self.total is None else self.total
         return (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
                 f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
+
+    def warn_failures(self, stacklevel: int = 3) -> None:
+        """End a run: one :class:`RunFailures` warning if any file failed
+        (:func:`failures_message`); the default ``stacklevel`` points at the caller of the
+        pipeline function that calls this."""
+        warn_failures([self], stacklevel=stacklevel + 1)
+
+
+def failures_message(reports) -> str | None:
+    """``"3 of 40 files failed (rasterize: 1, webtiles: 2); first (rasterize): <message>;
+    see <events CSV>"`` over the reports of a run's steps (``"1 of 4 files failed in step
+    pyramid; first: ..."`` when one step failed), or None when nothing failed."""
+    failed = [(r, r.n("error")) for r in reports if r.n("error")]
+    if not failed:
+        return None
+    total = sum(len(r) if r.total is None else r.total for r in reports)
+    n = sum(k for _, k in failed)
+    first = failed[0][0]
+    if len(failed) == 1:
+        where, label = (f" in step {first.step}" if first.step else ""), ""
+    else:
+        where = " (" + ", ".join(f"{r.step}: {k}" for r, k in failed) + ")"
+        label = f" ({first.step})"
+    message = first.errors[0]["error"] if first.errors else "(no error record kept)"
+    csvs = sorted({r.events_csv for r, _ in failed if r.events_csv})
+    see = f"; see {', '.join(csvs)}" if csvs else ""
+    return f"{n} of {total} files failed{where}; first{label}: {message}{see}"
+
+
+def warn_failures(reports, stacklevel: int = 2) -> None:
+    """One :class:`RunFailures` warning (:func:`failures_message`) if any file of the
+    reports failed; nothing otherwise."""
+    message = failures_message(reports)
+    if message:
+        warnings.warn(message, RunFailures, stacklevel=stacklevel + 1)
 
 
 class WarningTally:

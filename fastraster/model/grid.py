@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,6 +11,27 @@ import numpy as np
 #: Tile matrix sets on the plain geographic quad grid ``d = 180 / 2**z``, computed here
 #: exactly (morecantile carries ~1e-13 degree rounding noise in some releases).
 QUAD_TMS = {"WGS1984Quad": "EPSG:4326", "WorldCRS84Quad": "OGC:CRS84"}
+#: Their deepest zoom level, as morecantile (and so PDG) defines them: 2**24 x 2**23 tiles
+#: of 1.1e-5 degree (~1 m).
+QUAD_MAX_ZOOM = 23
+
+
+def max_zoom(tms: str) -> int:
+    """The deepest zoom level of a tile matrix set (the quad grids: 23, as in morecantile).
+
+    Raises
+    ------
+    ValueError
+        If ``tms`` is no tile matrix set id.
+    """
+    if tms in QUAD_TMS:
+        return QUAD_MAX_ZOOM
+    import morecantile
+
+    try:
+        return int(morecantile.tms.get(tms).maxzoom)
+    except Exception as exc:  # morecantile raises its own InvalidIdentifier
+        raise ValueError(f"unknown tile matrix set {tms!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -107,11 +129,18 @@ class TileGrid:
 
 
 def tile_shape(tile_size) -> tuple[int, int]:
-    """``(height, width)`` of a tile size given as an int or a pair; both positive."""
-    if np.ndim(tile_size) == 0:
-        h = w = int(tile_size)
-    else:
-        h, w = (int(v) for v in tile_size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"tile_size must be positive, not {tile_size!r}")
-    return h, w
+    """``(height, width)`` of a tile size given as an int or a pair; both positive ints.
+
+    Raises
+    ------
+    ValueError
+        Naming the value and what is allowed (a bool, a string or a fraction is no size).
+    """
+    allowed = ("a positive int (square tiles) or a pair of positive ints [height, width], "
+               "e.g. 256 or [256, 256]")
+    values = [tile_size] * 2 if np.ndim(tile_size) == 0 else list(tile_size)
+    if len(values) != 2 or not all(isinstance(v, numbers.Integral) and
+                                   not isinstance(v, (bool, np.bool_)) and v > 0
+                                   for v in values):
+        raise ValueError(f"tile_size {tile_size!r} is not a tile size; allowed: {allowed}")
+    return int(values[0]), int(values[1])

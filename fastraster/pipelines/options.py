@@ -7,15 +7,66 @@ inner functions take these typed objects and never re-parse.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from fastraster.io.config import ConfigWarning, PdgConfig, parse_config
 from fastraster.io.staged import CENTROID_COLUMNS, DUPLICATED_COLUMN
 from fastraster.model.grid import tile_shape
-from fastraster.model.stats import Stat, parse_stats
+from fastraster.model.stats import Stat, parse_stats, unknown_stat_keys
 
 VALIDATE_MODES = ("repair", "error", "none")
+
+
+def check_palettes(stats: tuple[Stat, ...]) -> None:
+    """Check every statistic's ``palette`` and ``nodata_color`` as the web tiles will use
+    them (:func:`fastraster.render.palettes.check_palette`).
+
+    Raises
+    ------
+    ValueError
+        Naming the statistic, the key, the value and what is allowed.
+    """
+    from fastraster.render.palettes import check_palette  # coloraide: only when checking
+
+    for s in stats:
+        check_palette(s.get("palette"), s.get("nodata_color"), where=f"statistic {s.name!r}")
+
+
+def warn_unknown(unknown, stacklevel: int = 3) -> None:
+    """One :class:`~fastraster.io.config.ConfigWarning` naming every unknown key, if any."""
+    if unknown:
+        warnings.warn(f"configuration keys that no PDG component reads, ignored (a typo?): "
+                      f"{', '.join(unknown)}", ConfigWarning, stacklevel=stacklevel)
+
+
+def parse_user_stats(stats, check_colors: bool = True) -> tuple[Stat, ...]:
+    """Statistics from user input, fully checked (model rules and, with ``check_colors``,
+    colours), with one warning for keys of the statistic dicts that PDG does not know."""
+    parsed = parse_stats(stats)
+    if check_colors:
+        check_palettes(parsed)
+    # Points at the caller of the public function (rasterize_dir, ...) that called create().
+    warn_unknown(unknown_stat_keys(stats), stacklevel=5)
+    return parsed
+
+
+def load_config(config) -> PdgConfig:
+    """A whole PDG configuration (a dict or a JSON file) validated, colours included, and
+    typed (:func:`fastraster.io.config.parse_config`); one
+    :class:`~fastraster.io.config.ConfigWarning` names the keys no PDG component reads.
+
+    Raises
+    ------
+    ValueError
+        Naming the statistic (where one applies), the key, the value and what is allowed.
+    """
+    pdg = parse_config(config)
+    check_palettes(pdg.stats)
+    warn_unknown(pdg.unknown, stacklevel=4)  # the caller of RasterTiler(config)
+    return pdg
 
 
 def _check_stats(stats) -> None:
@@ -72,16 +123,22 @@ class RasterizeOptions:
     def create(cls, *, stats=None, tile_size=256, dtype="float32", overwrite=False,
                deduplicate=False, validate="repair", cog=False,
                centroid_columns=CENTROID_COLUMNS,
-               duplicated_column=DUPLICATED_COLUMN) -> RasterizeOptions:
+               duplicated_column=DUPLICATED_COLUMN, check_colors=True) -> RasterizeOptions:
         """Options from user input: PDG statistic dicts (None: pdgraster's two), a tile size
         as an int or (height, width), a dtype as any numpy spelling.
+
+        The statistics are checked whole, their colours too unless ``check_colors`` is
+        False (a run that would write its GeoTIFFs for hours and then fail on every web tile
+        should fail at once; :func:`fastraster.rasterize_tile`, which makes no pictures,
+        does not check them).
 
         Raises
         ------
         ValueError
             Naming the offending setting (or statistic and key).
         """
-        return cls(stats=parse_stats(stats), tile_size=tile_shape(tile_size),
+        return cls(stats=parse_user_stats(stats, check_colors),
+                   tile_size=tile_shape(tile_size),
                    dtype=np.dtype(dtype).name, overwrite=bool(overwrite),
                    deduplicate=bool(deduplicate), validate=validate, cog=bool(cog),
                    centroid_columns=tuple(centroid_columns),
@@ -107,7 +164,9 @@ class PyramidOptions:
 
     @classmethod
     def create(cls, *, stats=None, overwrite=False, cog=False) -> PyramidOptions:
-        return cls(stats=parse_stats(stats), overwrite=bool(overwrite), cog=bool(cog))
+        """Options from user input; the statistics checked whole, as
+        :meth:`RasterizeOptions.create` does."""
+        return cls(stats=parse_user_stats(stats), overwrite=bool(overwrite), cog=bool(cog))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,3 +193,21 @@ class WebTileOptions:
 
     def __post_init__(self):
         _check_stats(self.stats)
+
+    @classmethod
+    def create(cls, *, web_dir, stats=None, ranges=None, overwrite=False,
+               compress_level=6) -> WebTileOptions:
+        """Options from user input; the statistics checked whole (colours included).
+
+        Raises
+        ------
+        ValueError
+            Naming the offending statistic, key and value, or setting.
+        """
+        level = compress_level
+        if not (isinstance(level, (int, np.integer)) and 0 <= level <= 9) \
+                or isinstance(level, bool):
+            raise ValueError(f"compress_level {level!r} is not a zlib level; allowed: an int "
+                             f"0-9")
+        return cls(web_dir=web_dir, stats=parse_user_stats(stats), ranges=ranges or {},
+                   overwrite=bool(overwrite), compress_level=int(level))

@@ -10,6 +10,7 @@ import warnings
 
 from fastraster.execution.executor import run_tasks
 from fastraster.execution.tasks import safe_task
+from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff, write_geotiff
 from fastraster.io.records import EVENTS_CSV, SUMMARY_CSV, Report, write_events, write_summary
 from fastraster.io.staged import InputError
@@ -114,10 +115,20 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidO
     return records
 
 
-def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
+def _z_bounds(z_range, tms):
+    """``(min_z, max_z or None)`` of build_pyramid's ``z_range``, checked."""
+    if z_range is None:
+        return 0, None
+    if isinstance(z_range, (list, tuple)) and len(z_range) == 2 and z_range[1] is None:
+        return check_z_range((z_range[0], z_range[0]), tms)[0], None
+    return check_z_range(z_range, tms)
+
+
+def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
                   overwrite=False, backend="loky", batch_size=8, progress=True, tms=None,
                   summary=True, cog=False) -> Report:
-    """Build the lower zoom levels of a GeoTIFF tree from its tiles at ``z_range[1]``.
+    """Build the lower zoom levels of a GeoTIFF tree from its tiles at ``z_range[1]``
+    (default: from its deepest zoom down to 0).
 
     For every tile at ``z_range[1]`` its parent is made from the four children (missing
     children count as empty), each band reduced 2×2 by its statistic's
@@ -132,8 +143,9 @@ def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
     ----------
     geotiff_dir : path
         Root of ``<TMS>/<z>/<x>/<y>.tif`` (what :func:`fastraster.rasterize_dir` writes).
-    z_range : (int, int)
-        (lowest zoom to build, zoom of the existing tiles).
+    z_range : (int, int), optional
+        (lowest zoom to build, zoom of the existing tiles); a None second value (or a
+        None ``z_range``: ``(0, None)``) is the deepest zoom of the GeoTIFFs of each TMS.
     stats : list of dict, optional
         PDG statistic configurations naming the bands (default: polygon_count, coverage);
         band descriptions are matched to statistic names.
@@ -150,16 +162,23 @@ def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
     -------
     Report
         One record per parent tile tried (``status`` ok / skipped / error); an error never
-        stops the run (its parent is made from the other children).
+        stops the run (its parent is made from the other children), which then ends with
+        one :class:`~fastraster.io.records.RunFailures` warning.
+
+    Raises
+    ------
+    ValueError
+        Before any file is written: a bad ``z_range`` or statistic (named, with the value
+        and what is allowed).
     """
     t0 = time.perf_counter()
-    z_min, z_max = (int(v) for v in z_range)
-    if z_min > z_max:
-        raise ValueError(f"z_range must be (low, high), not {tuple(z_range)}")
+    z_lo, z_hi = _z_bounds(z_range, tms)
     options = PyramidOptions.create(stats=stats, overwrite=overwrite, cog=cog)
     geotiff_dir = os.fspath(geotiff_dir)
     records: list[dict] = []
+    z_max = None
     for tms_id, tiles in sorted(_existing(geotiff_dir, tms).items()):
+        z_min, z_max = z_lo, (max(t[2] for t in tiles) if z_hi is None else z_hi)
         top = {t for t in tiles if t[2] == z_max}
         if not top or z_max == 0:
             continue
@@ -168,14 +187,17 @@ def build_pyramid(geotiff_dir, z_range=(0, 13), *, stats=None, n_jobs=None,
                                   n_jobs=n_jobs, backend=backend, batch_size=batch_size,
                                   progress=progress)
     if not records:
-        warnings.warn(f"{geotiff_dir}: no GeoTIFFs at zoom {z_max}; nothing to build",
-                      stacklevel=2)
+        at = "" if z_max is None else f" at zoom {z_max}"
+        warnings.warn(f"{geotiff_dir}: no GeoTIFFs{at} with a zoom below to build; "
+                      f"nothing to build", stacklevel=2)
     report = Report(records)
     report.wall_seconds = time.perf_counter() - t0
+    report.step = "pyramid"
     if summary and records:
         path = (os.path.join(geotiff_dir, SUMMARY_CSV) if summary is True
                 else os.fspath(summary))
         write_summary(path, report)
-        write_events(os.path.join(os.path.dirname(path) or ".", EVENTS_CSV),
-                     report, append=True)
+        report.events_csv = os.path.join(os.path.dirname(path) or ".", EVENTS_CSV)
+        write_events(report.events_csv, report, append=True)
+    report.warn_failures()
     return report

@@ -213,10 +213,17 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     -------
     Report
         One record per input file (``keep_records=False``: per failed file); a failing file
-        is a record with ``status="error"``, it never stops the run. Files rasterized with
-        warnings (no CRS, features without geometry, no polygon reaching the tile) have
-        them in their record's ``warnings``; the run then ends with one ``UserWarning``
-        giving their number and the first message.
+        is a record with ``status="error"``, it never stops the run, which then ends with
+        one :class:`~fastraster.io.records.RunFailures` warning (how many failed, the first
+        message). Files rasterized with warnings (no CRS, features without geometry, no
+        polygon reaching the tile) have them in their record's ``warnings``; the run then
+        also ends with one ``UserWarning`` giving their number and the first message.
+
+    Raises
+    ------
+    ValueError
+        Before any file is written, for a bad setting or statistic (the message names the
+        statistic, key and value, and what is allowed).
     """
     t0 = time.perf_counter()
     options = RasterizeOptions.create(stats=stats, tile_size=tile_size, dtype=dtype,
@@ -251,9 +258,13 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     if not keep_records:
         report.counts, report.total = counts, len(files)
     report.wall_seconds = time.perf_counter() - t0
+    report.step = "rasterize"
     if summary and keep_records:
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
         write_events(os.path.join(out_dir, EVENTS_CSV), report)
+    if summary:
+        report.events_csv = os.path.join(os.fspath(out_dir), EVENTS_CSV)
     warned.warn(stacklevel=2)
+    report.warn_failures()
     return report

@@ -151,7 +151,8 @@ def rasterize_tile(path_or_polygons, tile, *, tms="WGS1984Quad", tile_size=256, 
     numpy.ndarray, float64, shape (n_stats, height, width); row 0 is the tile's north edge.
     """
     options = RasterizeOptions.create(stats=stats, tile_size=tile_size,
-                                      deduplicate=deduplicate, validate=validate)
+                                      deduplicate=deduplicate, validate=validate,
+                                      check_colors=False)  # an array: no pictures
     grid = TileGrid.from_tile(tile, tms, options.tile_size)
     if isinstance(path_or_polygons, (str, os.PathLike)):
         array, _ = rasterize_file(path_or_polygons, grid, options, warn=True)

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 from fastraster.execution.executor import run_tasks
 from fastraster.execution.tasks import safe_task
+from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff
 from fastraster.io.png import write_png
 from fastraster.io.records import SUMMARY_CSV, Report
 from fastraster.io.tilepaths import find_tiles, parse_tile_path, web_tile_path
 from fastraster.model.pyramid_math import band_stats
-from fastraster.model.stats import parse_stats
 from fastraster.pipelines.options import WebTileOptions
 from fastraster.render.palettes import colorize
 from fastraster.render.ranges import ranges_from_geotiffs, value_range, zoom_ranges
@@ -94,11 +95,38 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
     Returns
     -------
     Report
-        One record per GeoTIFF; ``outputs`` lists the PNGs written.
+        One record per GeoTIFF; ``outputs`` lists the PNGs written. A failing GeoTIFF never
+        stops the run, which then ends with one
+        :class:`~fastraster.io.records.RunFailures` warning.
+
+    Raises
+    ------
+    ValueError
+        Before any tile is written: a bad statistic or colour (named, with the key, the
+        value and what is allowed), ``z_range`` or path.
     """
+    report = web_tiles_run(geotiff_dir, web_dir, stats=stats, z_range=z_range, paths=paths,
+                           summary=summary, n_jobs=n_jobs, backend=backend,
+                           batch_size=batch_size, overwrite=overwrite, progress=progress,
+                           tms=tms, wmts=wmts, base_url=base_url,
+                           compress_level=compress_level)
+    report.warn_failures()
+    return report
+
+
+def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
+                  summary=None, n_jobs=None, backend="loky", batch_size=16, overwrite=False,
+                  progress=True, tms=None, wmts=True, base_url=None,
+                  compress_level=6) -> Report:
+    """:func:`render_web_tiles` without its closing warning, for callers that make one
+    warning of several steps (:class:`fastraster.RasterTiler`)."""
     t0 = time.perf_counter()
-    stats = parse_stats(stats)
+    if z_range is not None:
+        z_range = check_z_range(z_range, tms)
     geotiff_dir, web_dir = os.fspath(geotiff_dir), os.fspath(web_dir)
+    # Every setting checked before the GeoTIFFs are even listed; the ranges come later.
+    options = WebTileOptions.create(web_dir=web_dir, stats=stats, overwrite=overwrite,
+                                    compress_level=compress_level)
     if paths is None:
         files = [f for f in find_tiles(geotiff_dir, ".tif", tms) if f.tile]
     else:
@@ -116,13 +144,13 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
         ranges = {}
     else:
         ranges = zoom_ranges(summary)
-    options = WebTileOptions(web_dir=web_dir, stats=stats, ranges=ranges,
-                             overwrite=bool(overwrite), compress_level=int(compress_level))
+    options = dataclasses.replace(options, ranges=ranges)
     jobs = [(f.path, f.tms, f.tile) for f in files]
     records = {rec["path"]: rec for rec in run_tasks(
         _run_batch, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs, backend=backend,
         progress=progress, desc="webtiles")}
     report = Report(records[f.path] for f in files)
+    report.step = "webtiles"
     report.wmts = None
     if wmts and os.path.isdir(web_dir):
         from fastraster.render.wmts import scan, write_capabilities

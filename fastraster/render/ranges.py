@@ -17,9 +17,20 @@ import numpy as np
 from fastraster.io.geotiff import read_geotiff
 
 
+def _add(out: dict, stat: str, z: int, lo: float, hi: float) -> None:
+    """Widen ``out[stat][z]`` to [lo, hi]. A band without any value (NaN min and max: a mean
+    over a tile no polygon covers) adds nothing: pandas' min / max, which pdgraster's
+    ``get_z_ranges`` uses, skip NaN, and a NaN end would make every colour of the zoom NaN."""
+    if np.isnan(lo) and np.isnan(hi):
+        return
+    cur = out.setdefault(stat, {}).setdefault(z, [lo, hi])
+    cur[0], cur[1] = float(np.fmin(cur[0], lo)), float(np.fmax(cur[1], hi))
+
+
 def zoom_ranges(summary_csv) -> dict[str, dict[int, tuple[float, float]]]:
     """``{stat: {z: (min, max)}}`` over the rows of a ``rasters_summary.csv`` (pdgraster's
-    ``get_z_ranges``: the minimum of the rows' minima and maximum of their maxima)."""
+    ``get_z_ranges``: the minimum of the rows' minima and maximum of their maxima, NaN
+    skipped)."""
     out: dict[str, dict[int, list[float]]] = {}
     with open(summary_csv, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -27,8 +38,7 @@ def zoom_ranges(summary_csv) -> dict[str, dict[int, tuple[float, float]]]:
                 z, lo, hi = int(float(row["z"])), float(row["min"]), float(row["max"])
             except (KeyError, TypeError, ValueError):
                 continue
-            cur = out.setdefault(row["stat"], {}).setdefault(z, [lo, hi])
-            cur[0], cur[1] = min(cur[0], lo), max(cur[1], hi)
+            _add(out, row["stat"], z, lo, hi)
     return {s: {z: (v[0], v[1]) for z, v in zs.items()} for s, zs in out.items()}
 
 
@@ -38,9 +48,9 @@ def ranges_from_geotiffs(files) -> dict[str, dict[int, tuple[float, float]]]:
     for f in files:
         data, names = read_geotiff(f.path)[:2]
         for b, name in enumerate(names):
-            lo, hi = float(np.nanmin(data[b])), float(np.nanmax(data[b]))
-            cur = out.setdefault(name, {}).setdefault(f.tile[2], [lo, hi])
-            cur[0], cur[1] = min(cur[0], lo), max(cur[1], hi)
+            values = data[b][~np.isnan(data[b])]
+            if values.size:
+                _add(out, name, f.tile[2], float(values.min()), float(values.max()))
     return {s: {z: (v[0], v[1]) for z, v in zs.items()} for s, zs in out.items()}
 
 

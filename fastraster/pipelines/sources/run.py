@@ -51,10 +51,27 @@ class SourcesReport(Report):
     """Tile records (one per output tile, like :func:`fastraster.rasterize_dir`'s), plus
     ``scenes``: one record per input scene (status, counts, phase times), and ``passes``:
     wall seconds of the driver's steps (``find``, ``warm_up``, ``footprints``, ``map``,
-    ``plan``, ``reduce``, ``csv``)."""
+    ``plan``, ``reduce``, ``csv``).
+
+    ``n(status)``, ``errors`` and ``total`` count scenes and tiles alike (the files of the
+    run); :meth:`tiles` counts tiles only.
+    """
 
     scenes: list
     passes: dict
+
+    def __init__(self, tiles=(), scenes=()):
+        super().__init__(tiles)
+        self.scenes = list(scenes)
+        self.passes = {}
+        self.total = len(self) + len(self.scenes)
+
+    def tiles(self, status: str) -> int:
+        """Number of tiles with this status."""
+        return super().n(status)
+
+    def n(self, status: str) -> int:
+        return self.tiles(status) + sum(1 for r in self.scenes if r["status"] == status)
 
     @property
     def errors(self) -> list[dict]:
@@ -63,7 +80,11 @@ class SourcesReport(Report):
 
     def summary_line(self) -> str:
         bad = sum(1 for r in self.scenes if r["status"] == "error")
-        return f"{len(self.scenes)} scenes ({bad} failed); " + super().summary_line()
+        ok, sk, err = self.tiles("ok"), self.tiles("skipped"), self.tiles("error")
+        rate = ok / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+        return (f"{len(self.scenes)} scenes ({bad} failed); {len(self)} tiles: {ok} ok, "
+                f"{sk} skipped, {err} failed in {self.wall_seconds:.2f} s "
+                f"({rate:.1f} tiles/s)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +340,8 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     -------
     SourcesReport
         One record per tile (and ``report.scenes``, one per scene). A failing scene or tile
-        is a record with ``status="error"`` and a message naming it; it never stops the run.
+        is a record with ``status="error"`` and a message naming it; it never stops the run,
+        which then ends with one :class:`~fastraster.io.records.RunFailures` warning.
     """
     t0 = time.perf_counter()
     if rules is None:
@@ -365,14 +387,16 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     for r in scene_recs:  # the arrays were for planning only
         r.pop("present", None)
         r.pop("index", None)
-    report = SourcesReport(tile_recs)
-    report.scenes = scene_recs
+    report = SourcesReport(tile_recs, scene_recs)
     report.passes = passes
+    report.step = "rasterize-sources"
     t3 = time.perf_counter()
     if summary:
         os.makedirs(out_dir, exist_ok=True)
         write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
-        write_events(os.path.join(out_dir, EVENTS_CSV), list(scene_recs) + list(report))
+        report.events_csv = os.path.join(out_dir, EVENTS_CSV)
+        write_events(report.events_csv, list(scene_recs) + list(report))
     passes["csv"] = time.perf_counter() - t3
     report.wall_seconds = time.perf_counter() - t0
+    report.warn_failures()
     return report
