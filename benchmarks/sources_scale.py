@@ -37,6 +37,10 @@ sys.path.insert(0, str(REPO))
 IWP_POLYGONS = 1e9
 IWP_SCENES = 17_039
 NODE_CORES = 128
+#: Polygons per z15 tile of the real layer, for the by-pass projection: the four real IWP
+#: z13 tiles of ``pdg-minimal-example`` hold 1,550 each (docs/scale-out.md), 1/16 of that
+#: per z15 tile; the staging example's scenes give 129 (31,977 polygons, 247 tiles).
+IWP_POLYGONS_PER_Z15_TILE = 1550 / 16
 #: Bytes the driver holds per planned (scene, tile) pair (TileTask arrays; measured on the
 #: sources branch: ~40 B).
 PLAN_BYTES_PER_PAIR = 40
@@ -147,19 +151,36 @@ def run(data: Path, gen: dict, z: int, workers: int, dtype: str) -> dict:
     }
 
 
-def project(m: dict) -> dict:
-    """The 10^9-polygon run, scaled linearly from the measured run."""
+def project(m: dict, polygons_per_tile: float = IWP_POLYGONS_PER_Z15_TILE) -> dict:
+    """The 10^9-polygon run from the measured one, two ways:
+
+    * linear in polygons: the run's cost per polygon (wall minus the one-off warm-up, times
+      the workers; and the CPU seconds of the process tree) times 10^9;
+    * by pass: the map tasks' seconds per polygon times 10^9 plus the reduce tasks' seconds
+      per tile times the tiles 10^9 polygons make at ``polygons_per_tile`` (the generated
+      scenes are denser per tile than the real IWP layer, and a tile's fixed costs, the
+      GeoTIFF write first, then weigh more).
+    """
     n = m["polygons"]
-    core_s = m["wall_s"] * m["workers"] / n  # occupied cores x wall, per polygon
+    core_s = (m["wall_s"] - m["passes"]["warm_up"]) * m["workers"] / n
     cpu_s = (m["workers_cpu_s"] + m["driver"]["cpu_s"]) / n
+    map_s = m["map_task_s"] / n
+    tile_s = m["reduce_task_s"] / m["tiles"]
+    tiles = IWP_POLYGONS / polygons_per_tile
+    by_pass = IWP_POLYGONS * map_s + tiles * tile_s
     peak = max(m["worker_peak_rss_mb"].values())
     return {
         "core_us_per_polygon": core_s * 1e6,
         "cpu_us_per_polygon": cpu_s * 1e6,
+        "map_task_us_per_polygon": map_s * 1e6,
+        "reduce_task_ms_per_tile": tile_s * 1e3,
         "core_hours": IWP_POLYGONS * core_s / 3600,
         "cpu_core_hours": IWP_POLYGONS * cpu_s / 3600,
         "node_hours_128": IWP_POLYGONS * core_s / 3600 / NODE_CORES,
-        "node_minutes_128": IWP_POLYGONS * core_s / 60 / NODE_CORES,
+        "polygons_per_tile_assumed": polygons_per_tile,
+        "tiles_assumed": tiles,
+        "by_pass_core_hours": by_pass / 3600,
+        "by_pass_node_hours_128": by_pass / 3600 / NODE_CORES,
         "worker_rss_128_gb": NODE_CORES * peak / 1024,
         "intermediate_gb": IWP_POLYGONS * m["intermediate_bytes"] / n / 1e9,
         "input_gb": IWP_POLYGONS * m["input_bytes"] / n / 1e9,
@@ -180,29 +201,40 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--from-json", default=None,
+                    help="Print the tables of an earlier run's JSON instead of running.")
     args = ap.parse_args(argv)
-    data = Path(args.data or Path(tempfile.gettempdir()) /
-                f"fastraster-scale-data-{args.scenes}-{args.polygons_per_scene}-{args.seed}")
-    gen = generate(data, args.scenes, args.polygons_per_scene, args.workers, args.seed)
-    print(f"data: {gen['scenes']} scenes, {gen['polygons']:,} polygons, "
-          f"{gen['bytes'] / 1e9:.2f} GB in {data} (generated in {gen.get('seconds', 0):.0f} s)",
-          file=sys.stderr)
-    m = run(data, gen, args.z, args.workers, args.dtype)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        gen, m = saved["generated"], saved["measured"]
+    else:
+        data = Path(args.data or Path(tempfile.gettempdir()) / "fastraster-scale-data-"
+                    f"{args.scenes}-{args.polygons_per_scene}-{args.seed}")
+        gen = generate(data, args.scenes, args.polygons_per_scene, args.workers, args.seed)
+        print(f"data: {gen['scenes']} scenes, {gen['polygons']:,} polygons, "
+              f"{gen['bytes'] / 1e9:.2f} GB in {data} (generated in "
+              f"{gen.get('seconds', 0):.0f} s)", file=sys.stderr)
+        m = run(data, gen, args.z, args.workers, args.dtype)
     p = project(m)
     n = m["polygons"]
     rss = m["worker_peak_rss_mb"]
+    rest = m["wall_s"] - sum(m["passes"][k] for k in ("map", "reduce", "warm_up"))
     print(f"\nrasterize_sources, z{m['z']}, {m['workers']} loky workers, {m['dtype']} "
           f"GeoTIFFs, {m['scenes']} scenes, {n:,} polygons -> {m['tiles']:,} tiles")
     print("| measure | value |")
     print("|---|---|")
     rows = [
         ("wall", f"{m['wall_s']:.1f} s (map {m['passes']['map']:.1f}, reduce "
-                 f"{m['passes']['reduce']:.1f}, driver rest "
-                 f"{m['wall_s'] - m['passes']['map'] - m['passes']['reduce']:.1f})"),
+                 f"{m['passes']['reduce']:.1f}, warm-up {m['passes']['warm_up']:.1f}, "
+                 f"driver rest {rest:.1f})"),
         ("throughput", f"{m['polygons_per_s']:,.0f} polygons/s "
                        f"({m['polygons_per_s'] / m['workers']:,.0f} per worker)"),
-        ("cost per polygon", f"{p['core_us_per_polygon']:.1f} core-us (wall x workers); "
-                             f"{p['cpu_us_per_polygon']:.1f} CPU-us (process tree)"),
+        ("cost per polygon", f"{p['core_us_per_polygon']:.1f} core-us ((wall - warm-up) x "
+                             f"workers); {p['cpu_us_per_polygon']:.1f} CPU-us (process "
+                             "tree)"),
+        ("tasks", f"map {p['map_task_us_per_polygon']:.1f} us per polygon, reduce "
+                  f"{p['reduce_task_ms_per_tile']:.2f} ms per tile "
+                  f"({n / m['tiles']:.0f} polygons per tile)"),
         ("peak RSS per worker", ", ".join(f"{v:.0f} MB" for v in rss.values())),
         ("peak RSS driver", f"{m['driver']['peak_rss_mb']:.0f} MB"),
         ("input bytes", f"{m['input_bytes'] / n:.0f} B/polygon "
@@ -226,9 +258,12 @@ def main(argv=None):
     print("| measure | value |")
     print("|---|---|")
     for k, v in [
-        ("core-hours", f"{p['core_hours']:.0f} (CPU only: {p['cpu_core_hours']:.0f})"),
-        ("node-hours on one 128-core node", f"{p['node_hours_128']:.2f} "
-                                            f"({p['node_minutes_128']:.0f} min)"),
+        ("core-hours, linear in polygons", f"{p['core_hours']:.0f} (CPU only: "
+                                           f"{p['cpu_core_hours']:.0f})"),
+        ("node-hours on one 128-core node", f"{p['node_hours_128']:.2f}"),
+        (f"core-hours by pass, {p['polygons_per_tile_assumed']:.0f} polygons per tile "
+         f"({p['tiles_assumed'] / 1e6:.1f} M tiles)",
+         f"{p['by_pass_core_hours']:.0f} = {p['by_pass_node_hours_128']:.2f} node-hours"),
         ("worker memory, 128 workers", f"{p['worker_rss_128_gb']:.0f} GB"),
         ("input / intermediates / output", f"{p['input_gb']:.0f} / "
                                            f"{p['intermediate_gb']:.0f} / "
