@@ -231,6 +231,34 @@ def test_outputs_csvs_and_no_leftovers(first_run):
     assert rep.summary_line().startswith(f"{len(rep.scenes)} scenes (0 failed); ")
 
 
+def test_streamed_records_give_the_same_csvs(scenes, first_run, tmp_path):
+    """keep_records=False: the report keeps only failures and counts; the CSVs are the same
+    rows (in completion order) and the files the same."""
+    import csv
+
+    inp, fps = scenes
+    out = tmp_path / "out"
+    rep = rasterize_sources(inp, out, z=15, footprints=fps, keep_records=False, **KW)
+    ref_out, ref = first_run
+    assert len(rep) == 0 and rep.tiles("ok") == len(ref) and rep.total == len(ref) + 4
+    assert rep.summary_line().startswith(f"4 scenes (0 failed); {len(ref)} tiles: "
+                                         f"{len(ref)} ok, 0 skipped, 0 failed")
+    assert _files(out) == _files(ref_out)
+
+    def rows(root, name, drop):
+        with open(root / name) as fh:
+            return sorted(tuple(v for c, v in r.items() if c not in drop)
+                          for r in csv.DictReader(fh))
+
+    assert rows(out, "rasters_summary.csv", {"path"}) == rows(ref_out, "rasters_summary.csv",
+                                                              {"path"})
+    timing = {"path", "output", "seconds", "read_s", "compute_s", "write_s", "read_cpu_s",
+              "compute_cpu_s", "write_cpu_s"}
+    assert rows(out, "rasterization_events.csv", timing) == rows(
+        ref_out, "rasterization_events.csv", timing)
+    assert_no_temp_files(out)
+
+
 def test_geodataframe_and_geopackage_inputs_equal_shapefiles(scenes, first_run, tmp_path):
     import geopandas as gpd
     import pandas as pd

@@ -32,7 +32,14 @@ import numpy as np
 import shapely
 
 from fastraster.execution.executor import Executor, run_tasks
-from fastraster.io.records import EVENTS_CSV, SUMMARY_CSV, Report, write_events, write_summary
+from fastraster.io.records import (
+    EVENTS_CSV,
+    SUMMARY_CSV,
+    CsvStream,
+    Report,
+    write_events,
+    write_summary,
+)
 from fastraster.io.scenes import DEFAULT_CHUNK_SIZE, Scene, find_scenes, read_footprint
 from fastraster.io.staged import InputError
 from fastraster.io.workdirs import sweep_work_dirs, work_dir_name
@@ -60,10 +67,14 @@ class SourcesReport(Report):
     scenes: list
     passes: dict
 
+    #: Tiles of the run (with ``keep_records=False`` the report holds only failed ones).
+    tile_total: int = 0
+
     def __init__(self, tiles=(), scenes=()):
         super().__init__(tiles)
         self.scenes = list(scenes)
         self.passes = {}
+        self.tile_total = len(self)
         self.total = len(self) + len(self.scenes)
 
     def tiles(self, status: str) -> int:
@@ -82,7 +93,7 @@ class SourcesReport(Report):
         bad = sum(1 for r in self.scenes if r["status"] == "error")
         ok, sk, err = self.tiles("ok"), self.tiles("skipped"), self.tiles("error")
         rate = ok / self.wall_seconds if self.wall_seconds > 0 else float("nan")
-        return (f"{len(self.scenes)} scenes ({bad} failed); {len(self)} tiles: {ok} ok, "
+        return (f"{len(self.scenes)} scenes ({bad} failed); {self.tile_total} tiles: {ok} ok, "
                 f"{sk} skipped, {err} failed in {self.wall_seconds:.2f} s "
                 f"({rate:.1f} tiles/s)")
 
@@ -275,7 +286,8 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
                       tile_size=256, n_jobs=None, backend="loky", overwrite=False,
                       progress=True, dtype="float32", ext=".shp", footprint_ext=None,
                       validate="repair", chunk_size=DEFAULT_CHUNK_SIZE, work_dir=None,
-                      summary=True, rules=None, input_root=None) -> SourcesReport:
+                      summary=True, keep_records=True, rules=None,
+                      input_root=None) -> SourcesReport:
     """Rasterize raw scenes (with their footprints) into max-zoom GeoTIFFs, with exactly the
     answers of PDG's staging + pdgraster, without staging.
 
@@ -328,6 +340,11 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
         ``work_dir`` is kept.
     summary : bool
         Write the two CSVs.
+    keep_records : bool
+        Keep every tile record in the report (default). ``False`` streams the CSV rows to
+        disk as tiles finish and keeps only the failed tiles' records and the counts per
+        status (``report.tiles(status)``), so that the driver's memory does not grow with
+        the number of tiles (~2.5 kB per kept record: 25 GB for 10 M tiles).
     rules : PdgSourceRules, optional
         All the rules at once (e.g. from :meth:`PdgSourceRules.from_pdg_config`); the
         keyword arguments above that they hold are then ignored.
@@ -366,6 +383,8 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     else:
         work = os.fspath(work_dir)
     executor = Executor(n_jobs, backend)  # checks the backend before any work
+    stream = None
+    counts: dict[str, int] = {}
     try:
         with executor:  # one pool for both passes
             scene_recs, neighbours = map_pass(scene_list, rules, work, executor=executor,
@@ -375,27 +394,48 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
             total = n_tiles(scene_recs)
             tasks = plan_tiles(scene_recs, neighbours,
                                tiles_per_task(total, _workers(n_jobs, backend)))
+            for r in scene_recs:  # the arrays were for planning only
+                r.pop("present", None)
+                r.pop("index", None)
             t2 = time.perf_counter()
-            tile_recs = list(run_tasks(reduce_batch, tasks, (rules, overwrite, out_dir),
-                                       batch_size=1, executor=executor, progress=progress,
-                                       desc="tiles", total=total))
+            if summary and not keep_records:
+                stream = CsvStream(out_dir)
+                for r in scene_recs:
+                    stream.add(r)
+            tile_recs = []
+            for rec in run_tasks(reduce_batch, tasks, (rules, overwrite, out_dir),
+                                 batch_size=1, executor=executor, progress=progress,
+                                 desc="tiles", total=total):
+                counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+                if keep_records or rec["status"] == "error":
+                    tile_recs.append(rec)
+                if stream is not None:
+                    stream.add(rec)
             passes.update(plan=t2 - t1, reduce=time.perf_counter() - t2)
+    except BaseException:
+        if stream is not None:
+            stream.discard()
+        raise
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
     tile_recs.sort(key=lambda r: (r["tile"][2], r["tile"][0], r["tile"][1]))
-    for r in scene_recs:  # the arrays were for planning only
-        r.pop("present", None)
-        r.pop("index", None)
     report = SourcesReport(tile_recs, scene_recs)
+    if not keep_records:
+        report.counts = counts
+        report.tile_total = sum(counts.values())
+        report.total = report.tile_total + len(scene_recs)
     report.passes = passes
     report.step = "rasterize-sources"
     t3 = time.perf_counter()
     if summary:
-        os.makedirs(out_dir, exist_ok=True)
-        write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
         report.events_csv = os.path.join(out_dir, EVENTS_CSV)
-        write_events(report.events_csv, list(scene_recs) + list(report))
+        if stream is not None:
+            stream.finish()
+        else:
+            os.makedirs(out_dir, exist_ok=True)
+            write_summary(os.path.join(out_dir, SUMMARY_CSV), report)
+            write_events(report.events_csv, list(scene_recs) + list(report))
     passes["csv"] = time.perf_counter() - t3
     report.wall_seconds = time.perf_counter() - t0
     report.warn_failures()
