@@ -99,6 +99,8 @@ def _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype):
 def _run(inputs, out, footprints, rules, workers, backend, overwrite, quiet):
     from fastraster.pipelines.sources import rasterize_sources
 
+    # Only the failed records are kept (the rows go to the CSVs as tiles finish): the
+    # command prints the first errors and the counts, whatever the number of tiles.
     return run_quietly(rasterize_sources, inputs, out, footprints=footprints, rules=rules,
                        n_jobs=workers, backend=backend, overwrite=overwrite,
-                       progress=not quiet)
+                       progress=not quiet, keep_records=False)
