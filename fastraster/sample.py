@@ -332,7 +332,7 @@ def make_scenes(out_dir, n_scenes: int, *, polygons_per_scene=25_000, spacing_m=
     eight in UTM 52N, footprints in EPSG:4326), overlapping their neighbours by 30 %, with
     distinct dates, detections spilling up to 40 m past the footprint, a few polygons with
     holes, a few MultiPolygons and tiny triangles (see :func:`scene_polygons`). The output
-    is a pure function of the arguments (``n_jobs`` only changes the speed: ~75 us per
+    is a pure function of the arguments (``n_jobs`` only changes the speed: ~60 us per
     polygon per core, mostly GEOS's Voronoi diagram and clipping).
 
     Returns
