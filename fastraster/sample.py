@@ -17,6 +17,7 @@ import shapely
 
 from fastraster.io.atomic import atomic_path
 from fastraster.io.tilepaths import tile_path
+from fastraster.io.workdirs import work_dir_name
 from fastraster.model.grid import TileGrid
 
 #: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
@@ -309,9 +310,11 @@ def write_scene_files(out_dir, scene: dict, size_m: float, *, ext=".shp", **kwar
         path = os.path.join(os.fspath(out_dir), kind, scene["name"] + ext)
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
-        # A shapefile is several files: write them under a temporary folder, then rename.
-        tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
-        os.makedirs(tmp, exist_ok=True)
+        # A shapefile is several files: write them into a temporary folder named by its
+        # owner (as io.workdirs names work folders, so a killed writer's is recognised),
+        # then move them into place, the .shp last.
+        tmp = os.path.join(folder, work_dir_name(base))
+        os.makedirs(tmp)
         pyogrio.raw.write(os.path.join(tmp, base + ext), shapely.to_wkb(gs),
                           list(cols.values()), list(cols), geometry_type="Polygon",
                           promote_to_multi=False, crs=crs)
