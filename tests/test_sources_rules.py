@@ -81,6 +81,27 @@ def test_filter_keeps_only_plain_polygons():
         assert shapely.equals(g, want)
 
 
+def test_from_polygons_equals_shapely_ragged_arrays():
+    """The ragged arrays built from coordinates and counts are shapely's own, for polygons
+    with 0, 1 and 2 holes, empty ones, and a reversed ring."""
+    rng = np.random.default_rng(5)
+    geoms = [shapely.Polygon(), _box(0, 0, 1, 1),
+             _box(0, 0, 10, 10).difference(_box(1, 1, 2, 2)),
+             _box(0, 0, 10, 10).difference(_box(1, 1, 2, 2)).difference(_box(3, 3, 4, 4)),
+             shapely.Polygon(_box(5, 5, 6, 7).exterior.coords[::-1]), shapely.Polygon()]
+    geoms += [shapely.Polygon(rng.uniform(0, 1, (3, 2)) + k) for k in range(20)]
+    geoms = np.array(geoms, dtype=object)[rng.permutation(len(geoms))]
+    kind, coords, (rings, parts) = shapely.to_ragged_array(geoms, include_z=False)
+    got = from_polygons(geoms)
+    np.testing.assert_array_equal(got.x, coords[:, 0])
+    np.testing.assert_array_equal(got.y, coords[:, 1])
+    np.testing.assert_array_equal(got.ring_offsets, rings)
+    np.testing.assert_array_equal(got.part_offsets, parts)
+    np.testing.assert_array_equal(got.geom_offsets, np.arange(len(geoms) + 1))
+    with pytest.raises(ValueError, match="Polygons"):
+        from_polygons(np.array([shapely.MultiPolygon([_box(0, 0, 1, 1)])], dtype=object))
+
+
 def test_wkb_types_iso_and_ewkb():
     geoms = [_box(0, 0, 1, 1), shapely.force_3d(_box(0, 0, 1, 1)),
              shapely.MultiPolygon([_box(0, 0, 1, 1)]), shapely.Point(1, 2)]

@@ -88,7 +88,12 @@ class SceneWriter:
 
 
 class SceneReader:
-    """Read row ranges of a scene's intermediate file (memory-mapped, zero-copy)."""
+    """Read row ranges of a scene's intermediate file (memory-mapped, zero-copy).
+
+    Each record batch is turned into numpy arrays once (views into the mapped file, but the
+    overlap words, stacked once per batch) and sliced per tile: a reduce task reads the
+    consecutive tiles of a batch without going through Arrow per slice.
+    """
 
     def __init__(self, path):
         import pyarrow as pa
@@ -101,13 +106,51 @@ class SceneReader:
     def rows(self, batch_index: int, start: int, stop: int) -> Rows:
         b = self._batches.get(batch_index)
         if b is None:
-            b = self._batches[batch_index] = self._file.get_batch(batch_index)
-        return Rows.from_batch(b, start, stop)
+            b = self._batches[batch_index] = BatchArrays(self._file.get_batch(batch_index))
+        return b.rows(start, stop)
 
     def close(self):
         self._batches.clear()
         self._file = None
         self._source.close()
+
+
+class BatchArrays:
+    """The columns of one record batch as numpy arrays (see the module docstring)."""
+
+    def __init__(self, batch):
+        names = batch.schema.names
+
+        def col(name):
+            return batch.column(name).to_numpy()
+
+        self.feature, self.cx, self.cy = col("feature"), col("cx"), col("cy")
+        words = sorted((c for c in names if c.startswith("overlap_")),
+                       key=lambda c: int(c[len("overlap_"):]))
+        self.bits = np.column_stack([col(c) for c in words]) if words else None
+        self.attrs = {c[len(ATTR):]: col(c) for c in names if c.startswith(ATTR)}
+        geom = batch.column("geometry")
+        parts = geom.values
+        rings = parts.values
+        coords = rings.values
+        self.go = np.asarray(geom.offsets)
+        self.po = np.asarray(parts.offsets)
+        self.ro = np.asarray(rings.offsets)
+        self.x = np.asarray(coords.field("x"))
+        self.y = np.asarray(coords.field("y"))
+
+    def rows(self, start: int, stop: int) -> Rows:
+        bits = (self.bits[start:stop] if self.bits is not None
+                else np.zeros((stop - start, 1), np.uint64))
+        # The polygons of rows start:stop, offsets rebased to 0 (coordinates stay views).
+        go = self.go[start:stop + 1]
+        po = self.po[go[0]:go[-1] + 1]
+        ro = self.ro[po[0]:po[-1] + 1]
+        polys = RaggedPolygons(self.x[ro[0]:ro[-1]], self.y[ro[0]:ro[-1]],
+                               (ro - ro[0]).astype(np.int64), (po - po[0]).astype(np.int64),
+                               (go - go[0]).astype(np.int64))
+        return Rows(self.feature[start:stop], self.cx[start:stop], self.cy[start:stop], bits,
+                    {k: v[start:stop] for k, v in self.attrs.items()}, polys)
 
 
 class Rows:
@@ -129,34 +172,9 @@ class Rows:
 
     @classmethod
     def from_batch(cls, batch, start: int, stop: int) -> Rows:
-        names = batch.schema.names
-        n = stop - start
-
-        def col(name):
-            return batch.column(name).slice(start, n).to_numpy()
-
-        words = sorted(c for c in names if c.startswith("overlap_"))
-        bits = (np.column_stack([col(c) for c in words]) if words
-                else np.zeros((n, 1), np.uint64))
-        attrs = {c[len(ATTR):]: col(c) for c in names if c.startswith(ATTR)}
-        return cls(col("feature"), col("cx"), col("cy"), bits, attrs,
-                   _ragged_slice(batch.column("geometry"), start, stop))
+        """Rows ``start:stop`` of a record batch."""
+        return BatchArrays(batch).rows(start, stop)
 
     def take(self, index) -> Rows:
         return Rows(self.feature[index], self.cx[index], self.cy[index], self.bits[index],
                     {k: v[index] for k, v in self.attrs.items()}, self.polys.take(index))
-
-
-def _ragged_slice(geom, start, stop) -> RaggedPolygons:
-    """Rows ``start:stop`` of the GeoArrow MultiPolygon column as RaggedPolygons (offsets
-    rebased to 0; coordinates are views into the mapped file)."""
-    go = np.asarray(geom.offsets)[start:stop + 1]
-    parts = geom.values
-    po = np.asarray(parts.offsets)[go[0]:go[-1] + 1]
-    rings = parts.values
-    ro = np.asarray(rings.offsets)[po[0]:po[-1] + 1]
-    coords = rings.values
-    x = np.asarray(coords.field("x"))[ro[0]:ro[-1]]
-    y = np.asarray(coords.field("y"))[ro[0]:ro[-1]]
-    return RaggedPolygons(x, y, (ro - ro[0]).astype(np.int64), (po - po[0]).astype(np.int64),
-                          (go - go[0]).astype(np.int64))

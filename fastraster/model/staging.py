@@ -85,16 +85,38 @@ def to_polygons(polys: RaggedPolygons) -> np.ndarray:
 
 
 def from_polygons(geoms: np.ndarray) -> RaggedPolygons:
-    """Ragged arrays (MultiPolygon layout, one part each) of shapely Polygons."""
+    """Ragged arrays (MultiPolygon layout, one part each) of shapely Polygons.
+
+    The same arrays as ``shapely.to_ragged_array``, built from ``get_coordinates`` and the
+    vertex and hole counts: only polygons with holes are asked for their rings, so no
+    Python object is made per ring of the others (``to_ragged_array`` makes one per ring:
+    2.7 against 0.8 us per polygon on the example's simplified polygons, measured cold).
+    """
     if geoms.size == 0:
         return RaggedPolygons.empty()
-    kind, coords, (ring_offsets, poly_offsets) = shapely.to_ragged_array(geoms,
-                                                                          include_z=False)
-    if kind != shapely.GeometryType.POLYGON:
-        raise ValueError(f"expected Polygons, got {kind!r}")
+    types = shapely.get_type_id(geoms)
+    if np.any(types != shapely.GeometryType.POLYGON):
+        raise ValueError("expected Polygons")
+    coords = shapely.get_coordinates(geoms)
+    n_coords = shapely.get_num_coordinates(geoms)
+    n_rings = shapely.get_num_interior_rings(geoms) + 1
+    n_rings[n_coords == 0] = 0  # an empty Polygon has no ring
+    first = np.cumsum(n_rings) - n_rings  # index of each polygon's exterior ring
+    ring_len = np.empty(int(n_rings.sum()), np.int64)
+    single = n_rings == 1
+    ring_len[first[single]] = n_coords[single]
+    holed = np.flatnonzero(n_rings > 1)
+    if holed.size:
+        lengths = shapely.get_num_coordinates(shapely.get_rings(geoms[holed]))
+        k = n_rings[holed]
+        ring_len[np.repeat(first[holed] - (np.cumsum(k) - k), k)
+                 + np.arange(int(k.sum()))] = lengths
+    ring_offsets = np.zeros(ring_len.size + 1, np.int64)
+    np.cumsum(ring_len, out=ring_offsets[1:])
+    part_offsets = np.zeros(geoms.size + 1, np.int64)
+    np.cumsum(n_rings, out=part_offsets[1:])
     return RaggedPolygons(np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]),
-                          np.asarray(ring_offsets, np.int64), np.asarray(poly_offsets, np.int64),
-                          np.arange(geoms.size + 1, dtype=np.int64))
+                          ring_offsets, part_offsets, np.arange(geoms.size + 1, dtype=np.int64))
 
 
 def simplify(geoms: np.ndarray, tolerance) -> np.ndarray:
