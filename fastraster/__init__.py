@@ -5,6 +5,7 @@ The public API (see README):
 * :func:`rasterize_tile` - one tile, to a float64 array (bands, height, width);
 * :func:`rasterize_dir` - a staged tree to GeoTIFFs, in parallel (:class:`RasterizeOptions`
   holds its settings, :func:`warm_up` loads its kernels);
+* :func:`rasterize_sources` - raw scenes (+ footprints) to GeoTIFFs, PDG's rules, no staging;
 * :func:`build_pyramid` - the lower zoom levels of a GeoTIFF tree;
 * :func:`render_web_tiles` - RGBA PNG web tiles (+ WMTS capabilities) from GeoTIFFs;
 * :class:`RasterTiler` - a drop-in for pdgraster's ``RasterTiler``.
@@ -35,6 +36,7 @@ _LAZY = {
     "ConfigWarning": "io.config",
     "DEFAULT_STATS": "model.stats",
     "OutputError": "io.atomic",
+    "PdgSourceRules": "pipelines.source_options",
     "RaggedPolygons": "model.geometry",
     "RasterTiler": "compat.pdgraster",
     "RasterizeOptions": "pipelines.options",
@@ -47,6 +49,7 @@ _LAZY = {
     "build_pyramid": "pipelines.pyramid",
     "compute_stats": "model.compute",
     "rasterize_dir": "pipelines.staged",
+    "rasterize_sources": "pipelines.sources",
     "rasterize_tile": "pipelines.tile",
     "render_web_tiles": "pipelines.webtiles",
     "warm_up": "pipelines.staged",
@@ -58,10 +61,11 @@ _SUBMODULES = frozenset({"cli", "compat", "execution", "io", "kernels", "model",
                          "pipelines", "render", "sample"})
 
 # A literal list, which static analysers read; tests/test_startup.py checks it against _LAZY.
-__all__ = ["ConfigWarning", "DEFAULT_STATS", "OutputError", "RaggedPolygons", "RasterTiler",
-           "RasterizeOptions", "Report", "RunFailures", "RunInterrupted", "Stat", "Tile",
-           "TileGrid", "build_pyramid", "compute_stats", "rasterize_dir", "rasterize_tile",
-           "render_web_tiles", "warm_up"]
+__all__ = ["ConfigWarning", "DEFAULT_STATS", "OutputError", "PdgSourceRules",
+           "RaggedPolygons", "RasterTiler", "RasterizeOptions", "Report", "RunFailures",
+           "RunInterrupted", "Stat", "Tile", "TileGrid", "build_pyramid", "compute_stats",
+           "rasterize_dir", "rasterize_sources", "rasterize_tile", "render_web_tiles",
+           "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compat.pdgraster import RasterTiler, Tile
@@ -75,6 +79,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.model.stats import DEFAULT_STATS, Stat
     from fastraster.pipelines.options import RasterizeOptions
     from fastraster.pipelines.pyramid import build_pyramid
+    from fastraster.pipelines.source_options import PdgSourceRules
+    from fastraster.pipelines.sources import rasterize_sources
     from fastraster.pipelines.staged import rasterize_dir, warm_up
     from fastraster.pipelines.tile import rasterize_tile
     from fastraster.pipelines.webtiles import render_web_tiles

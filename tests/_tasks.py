@@ -25,3 +25,11 @@ def echo(item, delay=0.0):
 
 def describe(item):
     return item, None, ()
+
+
+def mark_batch(path):
+    """An ``after_batch`` callback: one line per batch ended (the worker's pid)."""
+    import os
+
+    with open(path, "a") as fh:
+        fh.write(f"{os.getpid()}\n")

@@ -211,3 +211,37 @@ def test_chaos_never_ends_the_process_that_started_the_run(monkeypatch):
     run, recs = _run(["j0", "j1"], monkeypatch, "j1=SIGKILL", n_jobs=1, retries=0)
     assert recs["j0"]["status"] == "ok"
     assert recs["j1"]["status"] == "error" and "chaos" in recs["j1"]["error"]
+
+
+class _Items:
+    """A sequence that builds its items on demand (as rasterize_sources' TileJobs do)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return f"item-{i}-fail" if i == 7 else f"item-{i}"
+
+
+def test_items_built_on_demand_and_after_batch_in_every_batch(tmp_path, monkeypatch):
+    from collections.abc import Sequence
+    from functools import partial
+
+    Sequence.register(_Items)
+    items = _Items(25)
+    log = tmp_path / "batches.log"
+    monkeypatch.setenv("FASTRASTER_CHAOS", "")
+    run = run_tasks(_tasks.echo, items, (0.0,), describe=_tasks.describe, n_jobs=2,
+                    batch_size=5, after_batch=partial(_tasks.mark_batch, str(log)))
+    assert run.items is items  # kept as given, not copied into a list
+    recs = {r["path"]: r for r in run}
+    assert sorted(recs) == sorted(items[i] for i in range(25))
+    assert recs["item-7-fail"]["attempts"] == 2 and recs["item-7-fail"]["status"] == "error"
+    pids = log.read_text().split()
+    assert len(pids) == 6  # five batches, then item 7's retry alone; failures included
+    assert os.getpid() not in {int(p) for p in pids}  # in the workers

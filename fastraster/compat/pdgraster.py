@@ -7,11 +7,14 @@ import functools
 import logging
 import os
 import time
+import warnings
 from collections import namedtuple
 
+from fastraster.execution.supervisor import RunInterrupted
 from fastraster.io.config import CONFIG_DEFAULTS  # noqa: F401  (re-exported, as before)
 from fastraster.io.records import (
     Report,
+    RunFailures,
     locked_merge,
     summary_rows,
     warn_failures,
@@ -73,7 +76,8 @@ class TileReport(Report):
 
 
 def _tiles(report: Report) -> list[Tile]:
-    return [Tile(*r["tile"]) for r in report if r["status"] != "error"]
+    # (Scene records of rasterize_inputs name no tile.)
+    return [Tile(*r["tile"]) for r in report if r["status"] != "error" and r["tile"]]
 
 
 class _TilePaths:
@@ -126,7 +130,10 @@ class RasterTiler:
         ``z_range``, ``tile_size``, ``statistics``, ``deduplicate_at``,
         ``deduplicate_method``, ``prop_centroid_x``, ``prop_centroid_y``,
         ``prop_duplicated``, ``filename_rasters_summary``,
-        ``filename_rasterization_events``; the keys only PDG's other steps read are
+        ``filename_rasterization_events``; for raw scenes (:meth:`rasterize_inputs`) also
+        ``dir_input``, ``ext_input``, ``dir_footprints``, ``ext_footprints``,
+        ``simplify_tolerance``, ``input_crs``, ``deduplicate_keep_rules`` and
+        ``deduplicate_clip_to_footprint``; the keys only PDG's other steps read are
         accepted and ignored; a key no PDG component knows gets one warning.
     dtype : str
         GeoTIFF sample type; float64 (pdgraster's) by default, so files match pdgraster's.
@@ -331,9 +338,59 @@ class RasterTiler:
             write_capabilities(self.config["dir_web_tiles"])
         return report
 
+    def rasterize_inputs(self, overwrite=True, n_jobs=None, backend="loky",
+                         progress=False) -> TileReport:
+        """PDG's staging and :meth:`rasterize_vectors` in one step, without staged files:
+        the raw scenes of ``dir_input`` (``ext_input``) with their footprints
+        (``dir_footprints``, ``ext_footprints``) to the GeoTIFFs of ``max(z_range)`` in
+        ``dir_geotiff`` (:func:`fastraster.rasterize_sources`, with the rules of this
+        configuration: ``simplify_tolerance``, ``input_crs``, ``deduplicate_*``,
+        ``statistics``, ``tile_size``, ``tms_id``).
+
+        Returns
+        -------
+        TileReport
+            The tiles written or kept, with the scene and tile records (``steps``); a
+            failing scene or tile is recorded as an event, never raised, and the call ends
+            with one :class:`~fastraster.io.records.RunFailures` warning if any failed.
+        """
+        report = self._inputs_step(overwrite, n_jobs, backend, progress)
+        result = TileReport(_tiles(report), [report])
+        result.warn_failures()
+        return result
+
+    def _inputs_step(self, overwrite, n_jobs, backend="loky", progress=False) -> Report:
+        from fastraster.pipelines.source_options import PdgSourceRules
+        from fastraster.pipelines.sources import rasterize_sources
+
+        t0 = time.perf_counter()
+        rules, dirs = PdgSourceRules.from_pdg_config(self.config, dtype=self.dtype)
+        with warnings.catch_warnings():  # the tiler warns once, over all its steps
+            warnings.simplefilter("ignore", RunFailures)
+            try:
+                run = rasterize_sources(
+                    dirs.inputs, self.config["dir_geotiff"], rules=rules,
+                    footprints=dirs.footprints if rules.needs_footprints else None,
+                    n_jobs=n_jobs, backend=backend, overwrite=overwrite,
+                    progress=progress, summary=False, retries=self.retries)
+            except RunInterrupted as exc:  # the CSVs get what finished
+                if exc.report is not None:
+                    self._record(Report(list(exc.report.scenes) + list(exc.report)))
+                raise
+        report = Report(list(run.scenes) + list(run))  # scene records have no tile
+        for name in ("retried", "worker_deaths", "litter_removed", "not_attempted",
+                     "stopped"):
+            setattr(report, name, getattr(run, name))
+        self._record(report)
+        return self._finish(report, "rasterize", t0)
+
     def rasterize_all(self, overwrite=True, n_jobs=None) -> TileReport:
         """pdgraster's whole pipeline: every staged file to GeoTIFF, the lower zoom levels
         down to ``z_range[0]``, then web tiles for every GeoTIFF (and the WMTS document).
+
+        When ``dir_staged`` holds no staged file and the configuration names a
+        ``dir_input``, the max-zoom GeoTIFFs come straight from the raw scenes
+        (:meth:`rasterize_inputs`): staging is skipped, its answers are kept.
 
         Returns
         -------
@@ -346,13 +403,18 @@ class RasterTiler:
         Raises
         ------
         ValueError
-            If ``dir_staged`` holds no staged file (before anything is written).
+            If ``dir_staged`` holds no staged file and there is no ``dir_input`` (before
+            anything is written).
         """
         paths = self.tiles.get_filenames_from_dir("staged")
-        if not paths:
+        if paths:
+            rasterized = self._rasterize_step(paths, overwrite)
+        elif self.config.get("dir_input"):
+            rasterized = self._inputs_step(overwrite, n_jobs)
+        else:
             raise ValueError(f"no staged files ({self.config['ext_staged']}) in "
-                             f"{self.config['dir_staged']!r}")
-        rasterized = self._rasterize_step(paths, overwrite)
+                             f"{self.config['dir_staged']!r}, and no dir_input of raw "
+                             "scenes in the configuration")
         tiles = self.tiles.get_filenames_from_dir("geotiff", z=self.z)
         parents = {Tile(*parent_of(self.tiles.tile_from_path(p))) for p in tiles}
         pyramid = None

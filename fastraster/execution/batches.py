@@ -23,6 +23,7 @@ import os
 import pickle
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastraster.execution import chaos
@@ -49,6 +50,8 @@ class BatchContext:
     resumable : bool
         Whether a batch may run again after its worker died without the parent knowing
         (dask reschedules such tasks itself), so it first looks for earlier journals.
+    after_batch : callable or None
+        Called after the batch's items (also when one failed): releases what they shared.
     """
 
     journal_dir: str
@@ -57,6 +60,7 @@ class BatchContext:
     chaos: tuple = ()
     chaos_log: str | None = None
     resumable: bool = False
+    after_batch: object = None
 
 
 def journal_name(batch_id: int) -> str:
@@ -184,6 +188,20 @@ def _leave_signals_to_parent(ctx: BatchContext) -> None:
     _LEFT_SIGNALS.append(True)
 
 
+@contextmanager
+def _after(callback):
+    """Run ``callback`` after the block. Its failure is ignored: the batch's records are
+    complete, and an exception out of the task would read as a dead worker."""
+    try:
+        yield
+    finally:
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                pass
+
+
 def run_batch(func, args, batch_id: int, entries, ctx: BatchContext) -> tuple:
     """``func(item, *args)`` for each ``(index, item, attempt)`` of ``entries``, journaled.
 
@@ -215,7 +233,8 @@ def run_batch(func, args, batch_id: int, entries, ctx: BatchContext) -> tuple:
                 rest.append((index, item, attempt))
         todo = rest
     own = journal_name(batch_id)
-    with open(os.path.join(ctx.journal_dir, own), "ab", buffering=0) as journal:
+    with open(os.path.join(ctx.journal_dir, own), "ab", buffering=0) as journal, \
+            _after(ctx.after_batch):
         for index, item, attempt in todo:
             try:
                 if ctx.chaos:

@@ -233,8 +233,9 @@ def parallel_unordered(func, arg_tuples, *, n_jobs=None, backend="loky"):
 
 
 def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky",
-              progress=False, desc="tiles", executor: Executor | None = None, retries=1,
-              describe=None, work_dir=None, stop_after=None, sweep=True, rerun=None):
+              progress=False, desc="tiles", unit="tile", executor: Executor | None = None,
+              retries=1, describe=None, work_dir=None, stop_after=None, sweep=True,
+              rerun=None, after_batch=None):
     """Run ``func(item, *args)`` (which returns one record, a dict with ``status``) for every
     item on joblib workers, in batches of ``batch_size`` items per task, supervised.
 
@@ -249,6 +250,12 @@ def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky
 
     Parameters
     ----------
+    items : sequence
+        A list, or any :class:`~collections.abc.Sequence` building its items on demand (a
+        plan held as arrays is then not turned into one object per item: an item is built
+        when its task is sent, or described, and not kept).
+    desc, unit : str
+        The progress bar's label and unit (one record per item).
     describe : callable, optional
         ``describe(item) -> (path, tile, outputs)``: what the records of an item no task
         returned say, the folders swept of dead processes' temporary files (those of
@@ -265,6 +272,10 @@ def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky
         began in this run (a retry; collateral of a dead worker). Its task should then redo
         the item even if its output exists (the earlier execution may have written it and
         died before its record was kept). Must pickle. Default: the item as it is.
+    after_batch : callable, optional
+        Called without arguments in the worker after each task's batch of items (also when
+        an item failed): it releases what the items of a batch shared, e.g. files they
+        opened once for all (the reduce pass of ``rasterize_sources``). Must pickle.
     executor : Executor, optional
         An open one to use (``n_jobs`` and ``backend`` are then its own).
     """
@@ -275,6 +286,6 @@ def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky
     run = TaskRun(func, items, args, executor=executor, batch_size=batch_size,
                   retries=retries, describe=describe, work_dir=work_dir,
                   stop_after=STOP_AFTER if stop_after is None else stop_after, sweep=sweep,
-                  rerun=rerun)
-    run.progress, run.desc = progress, desc
+                  rerun=rerun, after_batch=after_batch)
+    run.progress, run.desc, run.unit = progress, desc, unit
     return run

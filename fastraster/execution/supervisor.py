@@ -41,6 +41,7 @@ import tempfile
 import threading
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 from fastraster.execution import chaos
@@ -144,9 +145,11 @@ class TaskRun:
 
     def __init__(self, func, items, args=(), *, executor, batch_size=10, retries=1,
                  describe=None, work_dir=None, stop_after=STOP_AFTER, sweep=True,
-                 rerun=None):
-        self.func, self.items, self.args = func, list(items), tuple(args)
-        self.rerun = rerun
+                 rerun=None, after_batch=None):
+        # A sequence is kept as it is (it may build its items on demand).
+        self.items = items if isinstance(items, Sequence) else list(items)
+        self.func, self.args = func, tuple(args)
+        self.rerun, self.after_batch = rerun, after_batch
         self.executor = executor
         self.batch_size = max(int(batch_size), 1)
         self.retries = max(int(retries), 0)
@@ -154,7 +157,7 @@ class TaskRun:
         self.work_dir = None if work_dir is None else os.path.abspath(os.fspath(work_dir))
         self.stop_after = max(int(stop_after), 1)
         self.sweep = sweep
-        self.progress, self.desc = False, "tiles"
+        self.progress, self.desc, self.unit = False, "tiles", "tile"
         self.retried_ok = self.litter_removed = self.worker_deaths = self.not_attempted = 0
         self.stopped: str | None = None
         self.finished = 0
@@ -186,7 +189,7 @@ class TaskRun:
         records = self._run()
         if not self.progress:
             return records
-        return _with_progress(records, len(self.items), self.desc)
+        return _with_progress(records, len(self.items), self.desc, self.unit)
 
     def _run(self):
         if self.sweep:
@@ -194,7 +197,8 @@ class TaskRun:
         rules, log = chaos.from_environment()
         self.journal_dir = self._make_journal_dir()
         self.ctx = BatchContext(self.journal_dir, os.getpid(), self.describe, rules, log,
-                                resumable=self.executor.backend not in ("loky", "threading"))
+                                resumable=self.executor.backend not in ("loky", "threading"),
+                                after_batch=self.after_batch)
         try:
             with self._signals(), watch_failures(self._watch), \
                     (nullcontext() if self.executor.is_open else self.executor):
@@ -503,10 +507,10 @@ class _SignalsAsInterrupt:
         return False
 
 
-def _with_progress(records, total, desc):
+def _with_progress(records, total, desc, unit="tile"):
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, unit="tile", desc=desc, disable=not total)
+    bar = tqdm(total=total, unit=unit, desc=desc, disable=not total)
     try:
         for rec in records:
             bar.update(1)

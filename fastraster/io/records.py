@@ -79,6 +79,11 @@ class Report(list):
         total = len(self) if self.total is None else self.total
         line = (f"{total} tiles: {ok} ok, {sk} skipped, {err} failed in "
                 f"{self.wall_seconds:.2f} s ({rate:.1f} tiles/s)")
+        return "; ".join([line, *self.notes()])
+
+    def notes(self) -> list[str]:
+        """What the run survived or could not do, as the summary line lists it after the
+        counts: ``["1 succeeded on a retry", "1 worker death survived", ...]``."""
         notes = []
         if self.retried:
             notes.append(f"{self.retried} succeeded on a retry")
@@ -94,7 +99,7 @@ class Report(list):
             notes.append(self.stopped)
         if self.csv_error:
             notes.append(f"CSVs not written: {self.csv_error}")
-        return "; ".join([line, *notes])
+        return notes
 
     def warn_failures(self, stacklevel: int = 3) -> None:
         """End a run: one :class:`RunFailures` warning if any file failed
@@ -173,10 +178,11 @@ def _write_csv(path, header, rows) -> None:
 
 
 def summary_rows(records) -> list[list]:
-    """pdgraster's ``rasters_summary.csv`` rows for the successful records."""
+    """pdgraster's ``rasters_summary.csv`` rows for the successful records (and skipped ones
+    that carry the summary of their existing file)."""
     rows = []
     for r in records:
-        if r["status"] != "ok" or not r.get("summary"):
+        if r["status"] not in ("ok", "skipped") or not r.get("summary"):
             continue
         for band in r["summary"]:
             rows.append([band["stat"], str(list(r["bounds"])), band["min"], band["max"],

@@ -79,7 +79,7 @@ def read_staged(path, *, attributes=(), centroid_columns=CENTROID_COLUMNS,
     data, offsets, valid = wkb_buffers(table[geom_name])
     polys, status = RaggedPolygons.from_wkb(data, offsets, valid)
     return checked_tile_data(
-        path, polys, status, lambda c: _column(table, c, path), set(table.column_names),
+        path, polys, status, lambda c: numeric_column(table, c, path), set(table.column_names),
         attributes=attributes, centroid_columns=centroid_columns,
         duplicated_column=duplicated_column, crs=meta.get("crs"),
         bytes_read=int(data.nbytes + offsets.nbytes))
@@ -190,7 +190,7 @@ def _read_failure(path) -> str | None:
     return None
 
 
-def _column(table, name, path="<input>") -> np.ndarray:
+def numeric_column(table, name, path="<input>") -> np.ndarray:
     """An Arrow column as float64 (nulls as NaN; booleans 0/1), or :class:`InputError` for
     a column that does not hold numbers."""
     import pyarrow as pa

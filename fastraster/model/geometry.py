@@ -248,15 +248,51 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def wkb_problems(status: np.ndarray) -> list[str]:
+def wkb_problems(status: np.ndarray, first: int = 0, codes=None) -> list[str]:
     """Human-readable problems for a :meth:`RaggedPolygons.from_wkb` status array, e.g.
-    ``"feature 17 has a non-finite (NaN or infinite) coordinate"``."""
+    ``"feature 17 has a non-finite (NaN or infinite) coordinate"``.
+
+    ``first``: the feature number of ``status[0]`` (a chunk of a file); ``codes``: only
+    these statuses (default: every problem)."""
     out = []
     for code, what in _WKB_ERRORS.items():
+        if codes is not None and code not in codes:
+            continue
         idx = np.flatnonzero(status == code)
         if idx.size:
-            out.append(describe_features(idx, what))
+            out.append(describe_features(idx + first, what))
     return out
+
+
+def concat(parts) -> RaggedPolygons:
+    """The geometries of several :class:`RaggedPolygons`, in order, as one."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return RaggedPolygons.empty()
+    if len(parts) == 1:
+        return parts[0]
+    x = np.concatenate([p.x for p in parts])
+    y = np.concatenate([p.y for p in parts])
+    return RaggedPolygons(
+        x, y, *(_offsets(np.concatenate([np.diff(getattr(p, name)) for p in parts]))
+                for name in ("ring_offsets", "part_offsets", "geom_offsets")))
+
+
+def centroids(polys: RaggedPolygons) -> tuple[np.ndarray, np.ndarray]:
+    """GEOS's planar centroids (``shapely.centroid``), the same doubles: the kernel where it
+    can promise them, GEOS itself for the rest. Null and empty geometries have no centroid:
+    NaN (which lands in no pixel)."""
+    n = len(polys)
+    cx = np.empty(n)
+    cy = np.empty(n)
+    K.polygon_centroids(*polys.arrays, cx, cy)
+    unsure = np.flatnonzero(np.isnan(cx))
+    if unsure.size:
+        geoms = polys.take(unsure).to_shapely()
+        some = ~shapely.is_empty(geoms)
+        c = shapely.centroid(geoms[some])
+        cx[unsure[some]], cy[unsure[some]] = shapely.get_x(c), shapely.get_y(c)
+    return cx, cy
 
 
 def describe_features(idx: np.ndarray, what: tuple[str, str]) -> str:

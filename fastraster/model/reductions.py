@@ -44,7 +44,7 @@ import numpy as np
 import shapely
 
 from fastraster import kernels as K
-from fastraster.model.geometry import RaggedPolygons, polygonal_part, readonly
+from fastraster.model.geometry import RaggedPolygons, centroids, polygonal_part, readonly
 from fastraster.model.grid import TileGrid
 from fastraster.model.stats import Stat
 
@@ -132,20 +132,7 @@ class Batch:
 
     def centroids(self) -> tuple[np.ndarray, np.ndarray]:
         if self._centroids is None:
-            # GEOS's centroids, from the kernel (same doubles) and from GEOS itself where the
-            # kernel cannot promise them. Null and empty geometries have no centroid: NaN,
-            # which lands in no pixel.
-            n = len(self.polys)
-            cx = np.empty(n)
-            cy = np.empty(n)
-            K.polygon_centroids(*self.polys.arrays, cx, cy)
-            unsure = np.flatnonzero(np.isnan(cx))
-            if unsure.size:
-                geoms = self.polys.take(unsure).to_shapely()
-                some = ~shapely.is_empty(geoms)
-                c = shapely.centroid(geoms[some])
-                cx[unsure[some]], cy[unsure[some]] = shapely.get_x(c), shapely.get_y(c)
-            self._centroids = (cx, cy)
+            self._centroids = centroids(self.polys)  # GEOS's doubles; NaN for empties
         cx, cy = self._centroids
         return readonly(cx, np.float64), readonly(cy, np.float64)
 

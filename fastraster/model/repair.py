@@ -9,7 +9,8 @@ from fastraster import kernels as K
 from fastraster.model.geometry import RaggedPolygons, polygonal_part
 
 
-def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedPolygons, int]:
+def repair_invalid(polys: RaggedPolygons, mode: str = "repair",
+                   features=None) -> tuple[RaggedPolygons, int]:
     """Check geometry validity (GEOS rules); repair or refuse invalid polygons.
 
     The kernels measure a polygon as the signed sum of its rings, which is exact for valid
@@ -20,6 +21,9 @@ def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedP
       overlapping parts unioned) and then measured exactly;
     * ``mode="error"``: raise ``ValueError`` naming the first invalid feature;
     * ``mode="none"``: trust the input (fastest; invalid input is then mis-measured).
+
+    ``features``: the feature number of each polygon in its file, for the error message
+    (default: the position in ``polys``).
 
     Returns the polygons and the number of repaired geometries.
     """
@@ -43,7 +47,8 @@ def repair_invalid(polys: RaggedPolygons, mode: str = "repair") -> tuple[RaggedP
     idx = np.flatnonzero(invalid)
     if mode == "error":
         reason = shapely.is_valid_reason(geoms[idx[0]])
-        raise ValueError(f"{n_bad} invalid polygon(s); first is feature {idx[0]}: {reason}")
+        first = idx[0] if features is None else features[idx[0]]
+        raise ValueError(f"{n_bad} invalid polygon(s); first is feature {first}: {reason}")
     fixed = shapely.make_valid(geoms[idx], method="structure", keep_collapsed=False)
     # make_valid may return collections (e.g. with slivers collapsed to lines): keep the area.
     fixed = np.array([polygonal_part(g) for g in fixed], dtype=object)
