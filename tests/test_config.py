@@ -374,3 +374,17 @@ def test_ext_staged_is_honoured(tmp_path, monkeypatch):
     report = _no_warnings(tiler.rasterize_all)
     assert not report.errors and sorted(report) == [(762, 455, 12), (1524, 910, 13)]
     assert read_tif("geotiff/WGS1984Quad/13/1524/910.tif")[0][0, 10, 10] == 2
+
+
+def test_a_config_without_tms_id_uses_pdgs_default(sample_staged, tmp_path, monkeypatch):
+    """pdgstaging's ConfigManager.defaults has 'tms_id': 'WorldCRS84Quad' (beside
+    'simplify_tolerance': 0.0001 and 'z_range': (0, 13)): a configuration that names no TMS
+    means that grid, for the tiler as for PDG; the sample is staged in it."""
+    monkeypatch.chdir(tmp_path)
+    assert parse_config({}).tms_id == "WorldCRS84Quad"
+    tiler = fastraster.RasterTiler({"dir_staged": str(sample_staged), "dir_geotiff": "gt"})
+    assert tiler.config["tms_id"] == "WorldCRS84Quad"
+    tiles = tiler.rasterize_vectors(tiler.tiles.get_filenames_from_dir("staged"))
+    assert sorted(tiles) == [(1524, 910, 13), (1525, 910, 13)] and not tiles.errors
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "gt").rglob("*.tif")) \
+        == ["gt/WorldCRS84Quad/13/1524/910.tif", "gt/WorldCRS84Quad/13/1525/910.tif"]

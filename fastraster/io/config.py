@@ -36,7 +36,7 @@ CONFIG_DEFAULTS = {
     "ext_web_tiles": ".png",
     "filename_rasters_summary": "rasters_summary.csv",
     "filename_rasterization_events": "rasterization_events.csv",
-    "tms_id": "WGS1984Quad",
+    "tms_id": "WorldCRS84Quad",  # pdgstaging ConfigManager.defaults
     "z_range": [0, 13],
     "tile_size": [256, 256],
     "statistics": list(DEFAULT_STATS),
