@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 
 from fastraster.io.atomic import atomic_path, temp_path
-from fastraster.io.tilepaths import tile_path
+from fastraster.io.tilepaths import tile_label, tile_path
 from fastraster.model.grid import TileGrid
 
 #: Where the PDG example tiles are (Prudhoe Bay area, Alaska).
@@ -147,7 +147,7 @@ def write_staged(geoms, out_dir, tiles=DEFAULT_TILES, tms="WorldCRS84Quad") -> l
         path = tile_path(out_dir, tms, tile, ".gpkg")
         fields = ["staging_centroid_x", "staging_centroid_y", "staging_centroid_within_tile",
                   "staging_duplicated", "staging_tile"]
-        label = f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
+        label = tile_label(tile)  # PDG's staging_tile value
         data = [cx[sel], cy[sel], within, np.zeros(sel.size, bool),
                 np.array([label] * sel.size, dtype=object)]
         with atomic_path(path, suffix=".gpkg") as tmp:

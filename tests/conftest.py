@@ -25,6 +25,16 @@ def sample_staged(tmp_path_factory):
     return root
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (a killed run's owner, for sweep tests)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
 def tif_files(root):
     return sorted(p for p in Path(root).rglob("*.tif"))
 

@@ -1,6 +1,6 @@
 """Every kind of bad input, through one ``rasterize_dir`` run beside good files.
 
-Each case gives the status documented in docs/_draft_bad_inputs.md (error, or ok with a
+Each case gives the status documented in the README's "Bad input" table (error, or ok with a
 warning), a message that starts with the file's path and, where it applies, names the
 feature (0-based row number); no output and no temporary file for an error; and the good
 tiles come out identical to a clean run's. A few cases are also checked against an

@@ -29,7 +29,7 @@ from fastraster.io.atomic import (
     temp_path,
 )
 from fastraster.io.records import EVENT_COLUMNS, append_events, locked_merge
-from tests.conftest import REPO, assert_no_temp_files, read_tif, tif_files
+from tests.conftest import REPO, assert_no_temp_files, dead_pid, read_tif, tif_files
 
 TILES = [(1524 + i, 910 + j, 13) for i in range(3) for j in range(2)]
 
@@ -249,12 +249,6 @@ with atomic_path(sys.argv[1]) as tmp:
 """
 
 
-def _dead_pid():
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
 def test_a_resume_removes_the_litter_of_killed_runs_and_only_it(staged6, reference,
                                                                 tmp_path):
     out = tmp_path / "out"
@@ -318,7 +312,7 @@ def test_a_run_killed_with_sigkill_resumes_to_a_clean_runs_outputs(staged6, refe
 
 
 def test_sweep_litter_tells_dead_owners_from_live_ones(tmp_path):
-    dead, now = _dead_pid(), time.time()
+    dead, now = dead_pid(), time.time()
     name = f".x.tif.{HOST}.{{}}.{'d' * 32}.tmp"
     files = {"dead": tmp_path / name.format(dead), "live": tmp_path / name.format(os.getpid()),
              "reused": tmp_path / name.format(1),  # pid 1 lives, but started long before

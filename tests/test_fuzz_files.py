@@ -314,7 +314,7 @@ def test_rasterize_dir_reports_exactly_the_refused_files(data):
 @pytest.mark.parametrize("name", sorted(_SQL))
 def test_each_table_damage(name, tmp_path):
     """Every table-level damage once (deterministic): read or refused by name; and what
-    the user gets for each (documented in docs/_draft_bad_inputs.md)."""
+    the user gets for each (documented in the README's "Bad input" table)."""
     tx, ty = DAMAGED_TILES[0]
     path = tmp_path / TMS / str(Z) / str(tx) / f"{ty}.gpkg"
     path.parent.mkdir(parents=True)

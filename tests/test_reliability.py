@@ -245,3 +245,24 @@ def test_items_built_on_demand_and_after_batch_in_every_batch(tmp_path, monkeypa
     pids = log.read_text().split()
     assert len(pids) == 6  # five batches, then item 7's retry alone; failures included
     assert os.getpid() not in {int(p) for p in pids}  # in the workers
+
+
+def test_pending_tasks_are_built_as_they_are_sent():
+    """A round's queue: isolated items alone first, then batches that never span two
+    segments; what was not sent comes back as it was (a range stays a range, so a first
+    round of millions of items holds no per-item object)."""
+    from fastraster.execution.supervisor import _Pending
+
+    p = _Pending([7], [range(10), [20, 21]], 4)
+    assert [p.next(), p.next()] == [[7], [0, 1, 2, 3]]
+    isolated, segments = p.rest()
+    assert isolated == [] and segments == [range(4, 10), [20, 21]]
+    p = _Pending([7, 8], [range(10), [20, 21]], 4)
+    sent = []
+    while (task := p.next()) is not None:
+        sent.append(task)
+    assert sent == [[7], [8], [0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [20, 21]]
+    assert p.rest() == ([], [])
+    p = _Pending([7, 8], [range(3)], 4)
+    p.next()
+    assert p.rest() == ([8], [range(3)])

@@ -16,7 +16,7 @@ import pytest
 from fastraster.io.records import RunFailures
 from fastraster.model.grid import TileGrid
 from fastraster.pipelines.sources import rasterize_sources
-from tests.conftest import assert_no_temp_files, read_tif, tif_files
+from tests.conftest import assert_no_temp_files, dead_pid, read_tif, tif_files
 from tests.reference import attribute_ref, intersection_areas
 from tests.sources_data import random_scenes, write_scene
 from tests.sources_reference import pdg_rows, tile_reference
@@ -282,7 +282,7 @@ def test_work_dirs_of_dead_runs_are_removed_and_live_ones_kept(scenes, tmp_path)
 
     inp, fps = scenes
     out = tmp_path / "out"
-    dead = subprocess_pid_that_has_exited()
+    dead = dead_pid()
     old = time.time() - 2 * 24 * 3600
     names = {
         f".fastraster-sources.{HOST}.{dead}.{'a' * 32}": False,  # owner gone: removed
@@ -304,15 +304,6 @@ def test_work_dirs_of_dead_runs_are_removed_and_live_ones_kept(scenes, tmp_path)
         n for n, kept in names.items() if kept}
     assert rep.litter_removed == 4
     assert "removed 4 temporary files of killed runs" in rep.summary_line()
-
-
-def subprocess_pid_that_has_exited() -> int:
-    import subprocess
-    import sys
-
-    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                       capture_output=True, text=True, check=True)
-    return int(p.stdout)
 
 
 def test_outputs_csvs_and_no_leftovers(first_run):

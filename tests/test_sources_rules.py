@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 import shapely
 
+import fastraster
 from fastraster.io.records import RunFailures
 from fastraster.io.scenes import Chunk, decode_chunk
 from fastraster.io.staged import InputError
@@ -385,9 +386,12 @@ def test_rules_from_pdg_config(tmp_path):
            "deduplicate_keep_rules": [["Date", "larger"]],
            "deduplicate_clip_to_footprint": True, "tile_size": [256, 128]}
     rules, dirs = PdgSourceRules.from_pdg_config(cfg)
+    # tile_size as the staged path reads it: pdgstaging hands it to pdgraster's rasterio
+    # calls as the array shape, (rows, columns) = (height, width).
     assert (rules.z, rules.keep_rules, rules.clip_to_footprint, rules.simplify_tolerance,
             rules.tile_size, rules.dtype) == (15, (("Date", "larger"),), True, 0.1,
-                                              (128, 256), "float64")
+                                              (256, 128), "float64")
+    assert rules.tile_size == fastraster.RasterTiler(cfg)._options.tile_size
     assert (dirs.inputs, dirs.footprints, dirs.geotiff) == ("in", "fp", "geotiff")
     # pdgstaging's defaults: no dedup (so no clip), simplify 1e-4, WorldCRS84Quad, z 13.
     rules, _ = PdgSourceRules.from_pdg_config({"deduplicate_clip_to_footprint": True})

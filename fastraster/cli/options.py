@@ -17,21 +17,49 @@ def apply(options):
     return decorate
 
 
-def parallel_options(batch_size, unit, redo):
-    """Options every parallel command shares: workers, batching, backend, resume, quiet."""
+def parallel_options(batch_size, unit, redo, item="tile"):
+    """Options every parallel command shares: workers, batching (unless ``batch_size`` is
+    None: the command sizes its tasks itself), backend, resume, quiet, retries of a failed
+    ``item``."""
+    batching = [] if batch_size is None else [
+        click.option("--batch-size", type=int, default=batch_size, show_default=True,
+                     help=f"{unit} per task sent to a worker.")]
     return [
         click.option("--workers", "-j", type=int, default=-1, show_default=True,
                      help="Worker count (-1: all cores)."),
-        click.option("--batch-size", type=int, default=batch_size, show_default=True,
-                     help=f"{unit} per task sent to a worker."),
+        *batching,
         click.option("--backend", default="loky", show_default=True,
                      help="joblib backend: loky, threading, dask, ray."),
         click.option("--overwrite", is_flag=True, help=redo),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
-                     help="Times a failed tile (any cause, a dead worker included) is tried "
-                          "again, in a fresh worker, before it is reported."),
+                     help=f"Times a failed {item} (any cause, a dead worker included) is "
+                          "tried again, in a fresh worker, before it is reported."),
     ]
+
+
+def scheduler_option():
+    """``--scheduler``: the address of a running dask.distributed scheduler."""
+    return click.option("--scheduler", default=None,
+                        help="Address of a running dask.distributed scheduler "
+                             "(tcp://host:8786); implies --backend dask.")
+
+
+@contextmanager
+def on_scheduler(scheduler, backend):
+    """The joblib backend a command runs on: ``backend``, or with ``--scheduler`` "dask",
+    with a ``distributed.Client`` of that scheduler as joblib's default client while the
+    block runs."""
+    if not scheduler:
+        yield backend
+        return
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise click.UsageError("--scheduler needs dask.distributed: "
+                               "pip install 'fastraster[dask]'") from exc
+    with Client(scheduler):  # the default client for joblib's dask backend
+        yield "dask"
 
 
 def config_option(help_text):

@@ -10,9 +10,11 @@ from fastraster.cli.options import (
     apply,
     config_option,
     config_stats,
+    on_scheduler,
     parallel_options,
     report_exit,
     run_quietly,
+    scheduler_option,
     stops_cleanly,
     tms_option,
 )
@@ -43,22 +45,11 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
                  show_default=True),
     config_option("PDG config JSON whose 'statistics' to compute."),
 ])
-@click.option("--scheduler", default=None,
-              help="Address of a running dask.distributed scheduler (tcp://host:8786); "
-                   "implies --backend dask.")
+@scheduler_option()
 def rasterize(staged, out, workers, batch_size, backend, overwrite, quiet, retries, tms, z,
               tile_size, dtype, config, scheduler):
     """Rasterize every STAGED/<TMS>/<z>/<x>/<y>.gpkg into OUT/<TMS>/<z>/<x>/<y>.tif."""
-    if scheduler:
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise click.UsageError("--scheduler needs dask.distributed: "
-                                   "pip install 'fastraster[dask]'") from exc
-        with Client(scheduler):  # the default client for joblib's dask backend
-            report = run(staged, out, workers, batch_size, "dask", overwrite, quiet, tms, z,
-                         tile_size, dtype, config, retries)
-    else:
+    with on_scheduler(scheduler, backend) as backend:
         report = run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z,
                      tile_size, dtype, config, retries)
     sys.exit(report.exit_code)

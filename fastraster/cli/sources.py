@@ -7,7 +7,16 @@ import sys
 
 import click
 
-from fastraster.cli.options import apply, report_exit, run_quietly, stops_cleanly
+from fastraster.cli.options import (
+    apply,
+    config_option,
+    on_scheduler,
+    parallel_options,
+    report_exit,
+    run_quietly,
+    scheduler_option,
+    stops_cleanly,
+)
 
 
 @click.command("rasterize-sources")
@@ -18,10 +27,9 @@ from fastraster.cli.options import apply, report_exit, run_quietly, stops_cleanl
 @click.option("--footprints", type=click.Path(exists=True, file_okay=False), default=None,
               help="Footprint folder mirroring INPUTS (PDG's path rule; default: "
                    "dir_footprints of --config).")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="PDG config JSON: simplify_tolerance, input_crs, deduplicate_*, z_range, "
-                   "statistics, tile_size, tms_id, ext_input, ext_footprints (float64 output "
-                   "unless --dtype).")
+@config_option("PDG config JSON: simplify_tolerance, input_crs, deduplicate_*, z_range, "
+               "statistics, tile_size, tms_id, ext_input, ext_footprints (float64 output "
+               "unless --dtype).")
 @click.option("--simplify-tolerance", type=float, default=None,
               help="Topology-preserving simplification in the input CRS units, before "
                    "anything else (PDG's; default: none, or the config's).")
@@ -30,23 +38,12 @@ from fastraster.cli.options import apply, report_exit, run_quietly, stops_cleanl
                                           "config's ext_input).")
 @click.option("--no-dedup", is_flag=True,
               help="Without --config: no footprint clip and no footprint deduplication.")
-@apply([
-    click.option("--workers", "-j", type=int, default=-1, show_default=True,
-                 help="Worker count (-1: all cores)."),
-    click.option("--backend", default="loky", show_default=True,
-                 help="joblib backend: loky, threading, dask, ray."),
-    click.option("--overwrite", is_flag=True, help="Redo tiles whose GeoTIFF exists."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
-    click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
-                 help="Times a failed scene or tile (any cause, a dead worker included) is "
-                      "tried again, in a fresh worker, before it is reported."),
+@apply(parallel_options(None, None, "Redo tiles whose GeoTIFF exists.", "scene or tile") + [
     click.option("--dtype", type=click.Choice(["float32", "float64"]), default=None,
                  help="Sample type (default float32, or float64 with --config, as "
                       "pdgraster)."),
 ])
-@click.option("--scheduler", default=None,
-              help="Address of a running dask.distributed scheduler (tcp://host:8786); "
-                   "implies --backend dask.")
+@scheduler_option()
 def rasterize_sources(inputs, out, z, footprints, config, simplify_tolerance, input_crs, ext,
                       no_dedup, workers, backend, overwrite, quiet, retries, dtype, scheduler):
     """Rasterize raw scenes INPUTS (a folder of scene files, or one file) with their
@@ -58,34 +55,24 @@ def rasterize_sources(inputs, out, z, footprints, config, simplify_tolerance, in
     OUT cannot be written), 2 for a bad setting (nothing written), 130 / 143 when stopped by
     SIGINT / SIGTERM (run again to resume).
     """
-    from fastraster.pipelines.source_options import PdgSourceRules
-
     try:
-        rules = _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype)
+        rules, dirs = _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    if footprints is None and config is not None:
-        footprints = PdgSourceRules.from_pdg_config(config)[1].footprints
+    if footprints is None and dirs is not None:
+        footprints = dirs.footprints
     if rules.needs_footprints and footprints is None:
         raise click.UsageError("--footprints is needed for the footprint clip and "
                                "deduplication (or pass --no-dedup)")
-    if scheduler:
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise click.UsageError("--scheduler needs dask.distributed: "
-                                   "pip install 'fastraster[dask]'") from exc
-        with Client(scheduler):  # the default client for joblib's dask backend
-            report = _run(inputs, out, footprints, rules, workers, "dask", overwrite, quiet,
-                          retries)
-    else:
+    with on_scheduler(scheduler, backend) as backend:
         report = _run(inputs, out, footprints, rules, workers, backend, overwrite, quiet,
                       retries)
     sys.exit(report_exit(report))
 
 
 def _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype):
-    """The rules from the config (if any) with the command's options on top."""
+    """The rules from the config (if any) with the command's options on top, and the
+    config's folders (None without one)."""
     from fastraster.pipelines.source_options import PdgSourceRules
 
     given = {k: v for k, v in dict(z=z, simplify_tolerance=simplify_tolerance,
@@ -94,12 +81,12 @@ def _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype):
     if config is not None:
         if no_dedup:
             given.update(keep_rules=None, clip_to_footprint=False)
-        return PdgSourceRules.from_pdg_config(config, **given)[0]
+        return PdgSourceRules.from_pdg_config(config, **given)
     if z is None:
         raise ValueError("--z is required without --config")
     if no_dedup:
         given.update(keep_rules=None, clip_to_footprint=False)
-    return PdgSourceRules.create(**given)
+    return PdgSourceRules.create(**given), None
 
 
 def _run(inputs, out, footprints, rules, workers, backend, overwrite, quiet, retries):

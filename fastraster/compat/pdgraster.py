@@ -11,7 +11,10 @@ import warnings
 from collections import namedtuple
 
 from fastraster.execution.supervisor import RunInterrupted
-from fastraster.io.config import CONFIG_DEFAULTS  # noqa: F401  (re-exported, as before)
+from fastraster.io.config import (
+    CONFIG_DEFAULTS,  # noqa: F401  (re-exported, as before)
+    parse_config,
+)
 from fastraster.io.records import (
     Report,
     RunFailures,
@@ -364,7 +367,10 @@ class RasterTiler:
         from fastraster.pipelines.sources import rasterize_sources
 
         t0 = time.perf_counter()
-        rules, dirs = PdgSourceRules.from_pdg_config(self.config, dtype=self.dtype)
+        # (validated when the tiler was made; parse_config again: the config may have been
+        # changed since, and it warns nothing a second time)
+        rules, dirs = PdgSourceRules.from_pdg_config(parse_config(self.config),
+                                                     dtype=self.dtype)
         with warnings.catch_warnings():  # the tiler warns once, over all its steps
             warnings.simplefilter("ignore", RunFailures)
             try:

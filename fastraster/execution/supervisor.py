@@ -168,7 +168,10 @@ class TaskRun:
         self._awaiting: dict[int, dict] = {}
         self._alone: set[int] = set()
         self._began: set[int] = set()  # items with an execution begun in this run
-        self._batched: deque = deque(range(len(self.items)))
+        # Items to run in batches, as segments of indices: a range for the first round, so
+        # that no per-item object exists before its task is sent (a run of 10^7 tiles
+        # would otherwise hold ~1 GB of index tuples); lists for items queued again.
+        self._batched: list = [range(len(self.items))] if len(self.items) else []
         self._isolated: deque = deque()
         self._dirty: set[str] = set()
         self._streak = (None, 0)
@@ -220,18 +223,14 @@ class TaskRun:
 
     def _round(self):
         """One round: the queued items, batched (and the isolated ones alone), on the pool."""
-        tasks = []
-        if self._isolated:
-            if self._pool_used:
-                self.executor.fresh_workers()  # retries run in processes started after
-                self._pool_used = False
-            tasks += [[(i, self._attempts.get(i, 0) + 1)] for i in self._isolated]
-            self._isolated.clear()
-        batched = list(self._batched)
-        self._batched.clear()
-        tasks += [[(i, self._attempts.get(i, 0) + 1) for i in batched[k:k + self.batch_size]]
-                  for k in range(0, len(batched), self.batch_size)]
-        self._tasks, self._cursor, self._in_flight = tasks, 0, {}
+        isolated = list(self._isolated)
+        self._isolated.clear()
+        if isolated and self._pool_used:
+            self.executor.fresh_workers()  # retries run in processes started after
+            self._pool_used = False
+        self._pending = _Pending(isolated, self._batched, self.batch_size)
+        self._batched = []
+        self._in_flight = {}
         self._next_id = getattr(self, "_next_id", 0)
         results = self.executor.map_unordered(run_batch, self._task_args())
         try:
@@ -259,16 +258,23 @@ class TaskRun:
             results.close()
             yield from self._recover(exc)
             return
-        for entries in self._tasks[self._cursor:]:  # not dispatched: dispatch stopped
-            for index, _ in entries:
-                self._queue_again(index)
+        self._requeue_pending()  # not dispatched: dispatch stopped
+
+    def _requeue_pending(self):
+        """Queue the items of this round whose tasks were not sent, for the next round."""
+        isolated, segments = self._pending.rest()
+        for index in isolated:
+            self._queue_again(index)
+        self._batched.extend(segments)
 
     def _task_args(self):
         """The tasks of this round, handed to joblib as it dispatches (it stops pulling when
-        dispatch stops)."""
-        while self._cursor < len(self._tasks) and not self._stop_dispatch:
-            entries = self._tasks[self._cursor]
-            self._cursor += 1
+        dispatch stops); each task's entries are built as it is sent."""
+        while not self._stop_dispatch:
+            indices = self._pending.next()
+            if indices is None:
+                break
+            entries = [(i, self._attempts.get(i, 0) + 1) for i in indices]
             batch_id = self._next_id
             self._next_id += 1
             self._in_flight[batch_id] = entries
@@ -325,9 +331,9 @@ class TaskRun:
 
     def _not_attempted(self):
         """Records of the items left when dispatch stopped early."""
-        left = list(self._isolated) + list(self._batched)
+        left = list(self._isolated) + [i for seg in self._batched for i in seg]
         self._isolated.clear()
-        self._batched.clear()
+        self._batched = []
         for index in left:
             if index in self._awaiting:  # failed, its retry cancelled: its last failure
                 self.finished += 1
@@ -398,9 +404,7 @@ class TaskRun:
                     self._queue_again(index)
             remove_journals(self.journal_dir, journals)
         self._in_flight = {}
-        for entries in self._tasks[self._cursor:]:
-            for index, _ in entries:
-                self._queue_again(index)
+        self._requeue_pending()
         self._pool_used = False  # joblib replaced the pool after the break
         if self.worker_deaths == deaths:  # a worker died holding no task
             self.worker_deaths += 1
@@ -411,7 +415,12 @@ class TaskRun:
                             f"before any task finished ({reason})")
 
     def _queue_again(self, index):
-        (self._isolated if index in self._alone else self._batched).append(index)
+        if index in self._alone:
+            self._isolated.append(index)
+        elif self._batched and isinstance(self._batched[-1], list):
+            self._batched[-1].append(index)
+        else:
+            self._batched.append([index])
 
     def _salvage(self):
         """After an interrupt: the records of the items finished in batches in flight."""
@@ -476,6 +485,39 @@ class TaskRun:
             self._signal = None
             raise _interrupt(signum)
         self._signal = signum  # elsewhere: at the next record
+
+
+class _Pending:
+    """The tasks of a round not sent yet: the isolated items one per task, then the batched
+    segments ``size`` items at a time (a task never spans two segments)."""
+
+    def __init__(self, isolated, segments, size):
+        self.isolated, self.segments, self.size = isolated, segments, size
+        self.i = self.seg = self.pos = 0
+
+    def next(self):
+        """The indices of the next task, or None when all were sent."""
+        if self.i < len(self.isolated):
+            self.i += 1
+            return [self.isolated[self.i - 1]]
+        while self.seg < len(self.segments):
+            segment = self.segments[self.seg]
+            if self.pos < len(segment):
+                chunk = segment[self.pos:self.pos + self.size]
+                self.pos += len(chunk)
+                return list(chunk)
+            self.seg, self.pos = self.seg + 1, 0
+        return None
+
+    def rest(self):
+        """``(isolated indices, batched segments)`` not sent; the ranges stay ranges."""
+        segments = []
+        if self.seg < len(self.segments):
+            head = self.segments[self.seg][self.pos:]
+            segments = ([head] if len(head) else []) + list(self.segments[self.seg + 1:])
+        self.segments, self.seg, self.pos = [], 0, 0
+        isolated, self.isolated, self.i = self.isolated[self.i:], [], 0
+        return isolated, segments
 
 
 def _interrupt(signum):

@@ -47,6 +47,20 @@ CONFIG_DEFAULTS = {
     "prop_duplicated": DUPLICATED_COLUMN,
 }
 
+#: pdgstaging 0.9's ConfigManager defaults of the keys only the raw-scene path
+#: (:meth:`fastraster.PdgSourceRules.from_pdg_config`) reads; a key set to None keeps None
+#: there (``simplify_tolerance: null`` skips simplification, as in PDG).
+STAGING_DEFAULTS = {
+    "dir_input": "input",
+    "ext_input": ".shp",
+    "dir_footprints": "footprints",
+    "ext_footprints": ".gpkg",
+    "input_crs": None,
+    "simplify_tolerance": 0.0001,
+    "deduplicate_keep_rules": [],
+    "deduplicate_clip_to_footprint": None,
+}
+
 #: Keys only PDG's other steps read: accepted and ignored. From viz-staging's
 #: ``ConfigManager.defaults`` (staging, footprints, deduplication, the staging columns other
 #: than the centroid and duplicate flags), viz-3dtiles (``dir_3dtiles``, ``geometricError``,
@@ -97,13 +111,6 @@ def read_config(config) -> dict:
         raise ValueError(f"{path}: a configuration must be a JSON object, not "
                          f"{type(data).__name__}")
     return data
-
-
-def config_statistics(config) -> list | None:
-    """The ``statistics`` of a configuration (None when absent or ``config`` is None)."""
-    if config is None:
-        return None
-    return read_config(config).get("statistics")
 
 
 def unknown_keys(config: dict) -> list[str]:

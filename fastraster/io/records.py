@@ -13,6 +13,7 @@ import shutil
 import warnings
 
 from fastraster.io.atomic import OutputError, atomic_path, temp_path
+from fastraster.io.tilepaths import parse_tile_path, tile_label
 
 SUMMARY_COLUMNS = ["stat", "bounds", "min", "max", "mean", "median", "std", "var", "sum",
                    "path", "tile", "z"]
@@ -166,10 +167,6 @@ class WarningTally:
                           stacklevel=stacklevel + 1)
 
 
-def _fmt_tile(tile):
-    return "" if tile is None else f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
-
-
 def _write_csv(path, header, rows) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -178,16 +175,15 @@ def _write_csv(path, header, rows) -> None:
 
 
 def summary_rows(records) -> list[list]:
-    """pdgraster's ``rasters_summary.csv`` rows for the successful records (and skipped ones
-    that carry the summary of their existing file)."""
+    """pdgraster's ``rasters_summary.csv`` rows for the successful records."""
     rows = []
     for r in records:
-        if r["status"] not in ("ok", "skipped") or not r.get("summary"):
+        if r["status"] != "ok" or not r.get("summary"):
             continue
         for band in r["summary"]:
             rows.append([band["stat"], str(list(r["bounds"])), band["min"], band["max"],
                          band["mean"], band["median"], band["std"], band["var"], band["sum"],
-                         r["output"], _fmt_tile(r["tile"]), r["tile"][2]])
+                         r["output"], tile_label(r["tile"]), r["tile"][2]])
     return rows
 
 
@@ -198,7 +194,6 @@ def rows_from_file(output, tile) -> list[list]:
     samples; no rows if the file cannot be read."""
     from fastraster.io.geotiff import read_geotiff
     from fastraster.io.summary import band_summary
-    from fastraster.io.tilepaths import parse_tile_path
     from fastraster.model.grid import TileGrid
 
     try:
@@ -265,7 +260,7 @@ def _iter_previous_rows(path, header):
 
 def event_rows(records) -> list[list]:
     """``rasterization_events.csv`` rows of the records."""
-    return [[r["path"], _fmt_tile(r["tile"]), r["status"], r["error"] or "",
+    return [[r["path"], tile_label(r["tile"]), r["status"], r["error"] or "",
              f"{r['seconds']:.6f}", "" if r["polygons"] is None else r["polygons"],
              r["output"] or "", *(f"{r[k]:.6f}" if k in r else "" for k in
                                   ("read_s", "compute_s", "write_s", "read_cpu_s",
@@ -285,12 +280,37 @@ def append_events(path, records) -> None:
     write_events(path, records, append=True)
 
 
-def write_run_csvs(out_dir, records) -> None:
-    """Merge a run's records into ``rasters_summary.csv`` and append them to
-    ``rasterization_events.csv`` in ``out_dir``, each under its lock."""
-    os.makedirs(out_dir, exist_ok=True)
-    locked_merge(os.path.join(out_dir, SUMMARY_CSV), records, write_summary)
-    locked_merge(os.path.join(out_dir, EVENTS_CSV), records, append_events)
+def write_run_csvs(out_dir, records, summary_path=None) -> str:
+    """Merge a run's records into ``rasters_summary.csv`` (in ``out_dir``, or
+    ``summary_path``) and append them to ``rasterization_events.csv`` beside it, each under
+    its lock; returns the events CSV's path."""
+    summary_path = os.path.join(out_dir, SUMMARY_CSV) if summary_path is None \
+        else os.fspath(summary_path)
+    events_path = os.path.join(os.path.dirname(summary_path) or ".", EVENTS_CSV)
+    os.makedirs(os.path.dirname(summary_path) or ".", exist_ok=True)
+    locked_merge(summary_path, records, write_summary)
+    locked_merge(events_path, records, append_events)
+    return events_path
+
+
+def save_run_csvs(report, out_dir, records=None, *, stream=None, summary_path=None,
+                  stacklevel=4) -> None:
+    """The end of every pipeline run: its records into the two CSVs (:func:`write_run_csvs`;
+    or the :class:`CsvStream` that took them as they came, finished), and
+    ``report.events_csv`` set. A write that fails (disk full) is not raised: it is noted on
+    the report and warned once (:func:`csv_failure`; the outputs written are complete).
+
+    ``records`` default to the report's own; ``stacklevel`` points the warning at the
+    caller of the pipeline function."""
+    try:
+        if stream is not None:
+            stream.finish()
+            report.events_csv = stream.paths[1]
+        else:
+            report.events_csv = write_run_csvs(out_dir, report if records is None
+                                               else records, summary_path)
+    except OSError as exc:
+        csv_failure(report, exc, stacklevel=stacklevel)
 
 
 def csv_failure(report, exc, stacklevel=3) -> None:

@@ -90,6 +90,12 @@ def web_tile_path(web_dir, layer: str, tms: str, tile, ext=".png") -> str:
     return tile_path(os.path.join(os.fspath(web_dir), layer), tms, tile, ext)
 
 
+def tile_label(tile) -> str:
+    """A tile as PDG writes it in its CSVs and staging columns (``str`` of a
+    ``morecantile.Tile``): ``"Tile(x=1524, y=910, z=13)"``; ``""`` for None."""
+    return "" if tile is None else f"Tile(x={tile[0]}, y={tile[1]}, z={tile[2]})"
+
+
 def url_template(base: str, layer: str, tms: str, ext=".png") -> str:
     """The RESTful WMTS URL template of a layer: ``<base>/<layer>/<TMS>/{TileMatrix}/
     {TileCol}/{TileRow}<ext>`` (TileMatrix is z, TileCol x, TileRow y)."""

@@ -15,15 +15,7 @@ from fastraster.execution.tasks import safe_task
 from fastraster.io.atomic import probe_writable
 from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff, write_geotiff
-from fastraster.io.records import (
-    EVENTS_CSV,
-    SUMMARY_CSV,
-    Report,
-    append_events,
-    csv_failure,
-    locked_merge,
-    write_summary,
-)
+from fastraster.io.records import Report, save_run_csvs
 from fastraster.io.staged import InputError
 from fastraster.io.summary import band_summary
 from fastraster.io.tilepaths import find_tiles, tile_path
@@ -246,15 +238,7 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     report.wall_seconds = time.perf_counter() - t0
     report.step = "pyramid"
     if summary and records:
-        path = (os.path.join(geotiff_dir, SUMMARY_CSV) if summary is True
-                else os.fspath(summary))
-        events = os.path.join(os.path.dirname(path) or ".", EVENTS_CSV)
-        try:
-            locked_merge(path, report, write_summary)
-            locked_merge(events, report, append_events)
-            report.events_csv = events
-        except OSError as exc:  # disk full: the report still tells everything
-            csv_failure(report, exc)
+        save_run_csvs(report, geotiff_dir, summary_path=None if summary is True else summary)
     if interrupted is not None:
         interrupted.report = report
         raise interrupted

@@ -19,29 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastraster.io.config import read_config
+from fastraster.io.config import STAGING_DEFAULTS, PdgConfig
 from fastraster.model.grid import QUAD_TMS, tile_shape
 from fastraster.model.stats import Stat, parse_stats
-from fastraster.pipelines.options import VALIDATE_MODES, _check_stats
-
-#: pdgstaging 0.9's ConfigManager defaults for the keys read here.
-PDG_CONFIG_DEFAULTS = {
-    "dir_input": "input",
-    "ext_input": ".shp",
-    "dir_footprints": "footprints",
-    "ext_footprints": ".gpkg",
-    "dir_geotiff": "geotiff",
-    "input_crs": None,
-    "simplify_tolerance": 0.0001,
-    "tms_id": "WorldCRS84Quad",
-    "z_range": (0, 13),
-    "tile_size": (256, 256),
-    "statistics": None,  # pdgraster's polygon_count + coverage
-    "deduplicate_at": None,
-    "deduplicate_method": None,
-    "deduplicate_keep_rules": [],
-    "deduplicate_clip_to_footprint": None,
-}
+from fastraster.pipelines.options import VALIDATE_MODES, _check_stats, load_config
 
 _ORDERS = ("larger", "smaller")
 
@@ -182,21 +163,28 @@ class PdgSourceRules:
 
     @classmethod
     def from_pdg_config(cls, config, **overrides) -> tuple[PdgSourceRules, SourceDirs]:
-        """Rules and folders from a PDG viz configuration (dict or JSON path).
+        """Rules and folders from a PDG viz configuration (dict or JSON path, validated
+        whole by :func:`fastraster.pipelines.options.load_config`, the one reader of PDG
+        configurations; or a :class:`~fastraster.io.config.PdgConfig` already validated).
 
-        Relative folders are taken relative to the current directory, as PDG does. Output
-        is float64, as pdgraster writes; ``overrides`` are :meth:`create` keywords (e.g.
-        ``dtype="float32"``).
+        The keys the staged path reads mean the same here (``tms_id``, ``z_range``,
+        ``tile_size``, ``statistics``, ``deduplicate_at`` / ``deduplicate_method``, with
+        pdgraster's defaults); the raw-scene keys take pdgstaging's defaults
+        (:data:`fastraster.io.config.STAGING_DEFAULTS`). Relative folders are taken relative
+        to the current directory, as PDG does. Output is float64, as pdgraster writes;
+        ``overrides`` are :meth:`create` keywords (e.g. ``dtype="float32"``).
 
         Raises
         ------
         ValueError
-            For settings PDG applies in an order-dependent way (``deduplicate_at`` with
-            "staging"), methods not supported here ("neighbors") and invalid values.
+            For a bad configuration (as :func:`~fastraster.pipelines.options.load_config`),
+            settings PDG applies in an order-dependent way (``deduplicate_at`` with
+            "staging"), the "neighbor" method (not supported from raw scenes) and invalid
+            values.
         """
-        c = dict(PDG_CONFIG_DEFAULTS)
-        c.update({k: v for k, v in read_config(config).items()
-                  if v is not None or k not in ("z_range", "tile_size", "tms_id")})
+        pdg = config if isinstance(config, PdgConfig) else load_config(config)
+        c = pdg.config
+        staging = {k: c.get(k, v) for k, v in STAGING_DEFAULTS.items()}
         method = c["deduplicate_method"]
         at = c["deduplicate_at"] or []
         if isinstance(at, str):
@@ -211,21 +199,20 @@ class PdgSourceRules:
                              "depends on staging order); use ['raster']")
         # Flags only matter where they drop rows: PDG drops them when rasterizing if
         # deduplicate_at holds "raster" and a method is set; otherwise every row counts.
-        applied = method is not None and "raster" in at
-        keep = c["deduplicate_keep_rules"] if applied else None
-        if applied and not keep:
+        keep = staging["deduplicate_keep_rules"] if pdg.deduplicate else None
+        if pdg.deduplicate and not keep:
             raise ValueError("deduplicate_method 'footprints' needs deduplicate_keep_rules")
         kwargs = dict(
-            z=int(max(c["z_range"])), tms=c["tms_id"], stats=c["statistics"],
-            keep_rules=keep,
+            z=pdg.z_range[1], tms=pdg.tms_id, stats=pdg.stats, keep_rules=keep,
             # PDG clips only when a dedup method is set; the flag matters only when applied.
-            clip_to_footprint=bool(applied and c["deduplicate_clip_to_footprint"]),
-            simplify_tolerance=c["simplify_tolerance"], input_crs=c["input_crs"],
-            tile_size=_pdg_tile_size(c["tile_size"]), dtype="float64",
-            ext=c["ext_input"], footprint_ext=c["ext_footprints"])
+            clip_to_footprint=bool(pdg.deduplicate
+                                   and staging["deduplicate_clip_to_footprint"]),
+            simplify_tolerance=staging["simplify_tolerance"],
+            input_crs=staging["input_crs"], tile_size=pdg.tile_size, dtype="float64",
+            ext=staging["ext_input"], footprint_ext=staging["ext_footprints"])
         kwargs.update(overrides)
-        dirs = SourceDirs(os.fspath(c["dir_input"]), os.fspath(c["dir_footprints"]),
-                          os.fspath(c["dir_geotiff"]))
+        dirs = SourceDirs(os.fspath(staging["dir_input"]),
+                          os.fspath(staging["dir_footprints"]), os.fspath(c["dir_geotiff"]))
         return cls.create(**kwargs), dirs
 
 
@@ -236,14 +223,6 @@ class SourceDirs:
     inputs: str
     footprints: str
     geotiff: str
-
-
-def _pdg_tile_size(size):
-    # PDG's tile_size is (width, height); fastraster's is (height, width).
-    if np.ndim(size) == 0:
-        return int(size)
-    w, h = (int(v) for v in size)
-    return (h, w)
 
 
 def _parse_keep_rules(rules):

@@ -17,14 +17,7 @@ from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
 from fastraster.io.atomic import probe_writable
 from fastraster.io.geotiff import write_geotiff
-from fastraster.io.records import (
-    EVENTS_CSV,
-    CsvStream,
-    Report,
-    WarningTally,
-    csv_failure,
-    write_run_csvs,
-)
+from fastraster.io.records import CsvStream, Report, WarningTally, save_run_csvs
 from fastraster.io.staged import CENTROID_COLUMNS, InputError
 from fastraster.io.summary import band_summary
 from fastraster.io.tilepaths import TileFile, find_tiles, tile_path
@@ -288,7 +281,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     counts: dict[str, int] = {}
     warned = WarningTally()
     stream = CsvStream(out_dir) if summary and not keep_records else None
-    interrupted = csv_error = None
+    interrupted = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -302,11 +295,6 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                         stream.add(rec)
             except RunInterrupted as exc:  # the CSVs get what finished, then it goes on
                 interrupted = exc
-        if stream is not None:
-            try:
-                stream.finish()
-            except OSError as exc:  # disk full: the report still tells everything
-                csv_error = exc
     except BaseException:
         if stream is not None:
             stream.discard()
@@ -317,15 +305,8 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
     annotate(report, [run])
     report.wall_seconds = time.perf_counter() - t0
     report.step = "rasterize"
-    if summary and keep_records:
-        try:
-            write_run_csvs(out_dir, report)
-        except OSError as exc:
-            csv_error = exc
-    if summary and csv_error is None:
-        report.events_csv = os.path.join(os.fspath(out_dir), EVENTS_CSV)
-    if csv_error is not None:
-        csv_failure(report, csv_error)
+    if summary:
+        save_run_csvs(report, out_dir, stream=stream)
     if interrupted is not None:
         interrupted.report = report
         raise interrupted

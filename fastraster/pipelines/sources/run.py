@@ -36,13 +36,7 @@ import shapely
 from fastraster.execution.executor import Executor, run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.io.atomic import probe_writable, sweep_litter, temp_path
-from fastraster.io.records import (
-    EVENTS_CSV,
-    CsvStream,
-    Report,
-    csv_failure,
-    write_run_csvs,
-)
+from fastraster.io.records import CsvStream, Report, save_run_csvs
 from fastraster.io.scenes import DEFAULT_CHUNK_SIZE, Scene, find_scenes, read_footprint
 from fastraster.io.staged import InputError
 from fastraster.model import dedup
@@ -440,7 +434,7 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     runs: list = []
     scene_recs: list = []
     tile_recs: list = []
-    interrupted = csv_error = None
+    interrupted = None
     try:
         with executor:  # one pool for both passes
             try:
@@ -479,11 +473,6 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
                     for r in scene_recs:
                         r.pop("present", None)
                         r.pop("index", None)
-        if stream is not None:
-            try:
-                stream.finish()
-            except OSError as exc:  # disk full: the report still tells everything
-                csv_error = exc
     except BaseException:
         if stream is not None:
             stream.discard()
@@ -502,15 +491,8 @@ def rasterize_sources(inputs, out_dir, *, z=None, tms="WGS1984Quad", stats=None,
     report.passes = passes
     report.step = "rasterize-sources"
     t3 = time.perf_counter()
-    if summary and keep_records:
-        try:
-            write_run_csvs(out_dir, list(scene_recs) + list(report))
-        except OSError as exc:
-            csv_error = exc
-    if summary and csv_error is None:
-        report.events_csv = os.path.join(out_dir, EVENTS_CSV)
-    if csv_error is not None:
-        csv_failure(report, csv_error)
+    if summary:
+        save_run_csvs(report, out_dir, list(scene_recs) + list(report), stream=stream)
     passes["csv"] = time.perf_counter() - t3
     report.wall_seconds = time.perf_counter() - t0
     if interrupted is not None:

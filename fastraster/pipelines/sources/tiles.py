@@ -25,7 +25,7 @@ import numpy as np
 
 from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
-from fastraster.io.geotiff import read_geotiff, write_geotiff
+from fastraster.io.geotiff import write_geotiff
 from fastraster.io.intermediate import Rows, SceneReader
 from fastraster.io.summary import band_summary
 from fastraster.io.tilepaths import tile_path
@@ -81,20 +81,19 @@ def tile_rows(job: TileJob, readers: dict) -> tuple[Rows | None, int]:
 def reduce_tile(job: TileJob, rules: PdgSourceRules, overwrite: bool, readers: dict) -> dict:
     """Rasterize one tile from its rows and write it; never raises, returns a record.
 
-    An existing output is skipped unless ``overwrite`` (a killed run resumes); its record
-    then carries the band summary of the file as it is, so that ``rasters_summary.csv`` is
-    complete even when the killed run never wrote one.
+    An existing output is skipped unless ``overwrite`` (a killed run resumes); the CSV
+    writer reads the summary rows of a skipped output back from the file when the summary
+    lacks them (:func:`fastraster.io.records.write_summary`: the killed run never wrote its
+    CSVs), as for every pipeline.
     """
     names = [s.name for s in rules.stats]
 
     def work(rec):
+        if not overwrite and os.path.exists(job.out_path):
+            rec["status"] = "skipped"
+            return
         grid = TileGrid.from_tile(job.tile, rules.tms, rules.tile_size)
         rec["bounds"] = [grid.left, grid.right, grid.bottom, grid.top]
-        if not overwrite and os.path.exists(job.out_path):
-            existing = read_geotiff(job.out_path).data
-            rec.update(status="skipped", summary=[dict(stat=n, **band_summary(existing[b]))
-                                                  for b, n in enumerate(names)])
-            return
         t0 = time.perf_counter()
         rows, n_flagged = tile_rows(job, readers)
         t1 = time.perf_counter()
