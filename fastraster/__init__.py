@@ -52,6 +52,7 @@ _LAZY = {
     "rasterize_sources": "pipelines.sources",
     "rasterize_tile": "pipelines.tile",
     "render_web_tiles": "pipelines.webtiles",
+    "use_fork_server": "execution.worker",
     "warm_up": "pipelines.staged",
 }
 
@@ -65,11 +66,12 @@ __all__ = ["ConfigWarning", "DEFAULT_STATS", "OutputError", "PdgSourceRules",
            "RaggedPolygons", "RasterTiler", "RasterizeOptions", "Report", "RunFailures",
            "RunInterrupted", "Stat", "Tile", "TileGrid", "build_pyramid", "compute_stats",
            "rasterize_dir", "rasterize_sources", "rasterize_tile", "render_web_tiles",
-           "warm_up"]
+           "use_fork_server", "warm_up"]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real definitions
     from fastraster.compat.pdgraster import RasterTiler, Tile
     from fastraster.execution.supervisor import RunInterrupted
+    from fastraster.execution.worker import use_fork_server
     from fastraster.io.atomic import OutputError
     from fastraster.io.config import ConfigWarning
     from fastraster.io.records import Report, RunFailures

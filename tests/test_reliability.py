@@ -266,3 +266,23 @@ def test_pending_tasks_are_built_as_they_are_sent():
     p = _Pending([7, 8], [range(3)], 4)
     p.next()
     assert p.rest() == ([8], [range(3)])
+
+
+def test_the_multiprocessing_backend_is_refused_before_any_work(sample_staged, tmp_path):
+    """joblib's multiprocessing pool waits forever for the task of a dead worker (measured:
+    a run hung until a timeout ended it), so it is refused up front, by the API and by the
+    CLI (exit 2), before anything is written."""
+    from click.testing import CliRunner
+
+    import fastraster
+    from fastraster.cli import main
+
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="backend='multiprocessing' cannot survive a worker"):
+        fastraster.rasterize_dir(sample_staged, out, n_jobs=2, backend="multiprocessing",
+                                 progress=False)
+    assert not out.exists() or not any(out.rglob("*.tif"))
+    result = CliRunner().invoke(main, ["rasterize", str(sample_staged), str(out), "-q",
+                                       "--backend", "multiprocessing"])
+    assert result.exit_code == 2, result.output
+    assert "use 'loky'" in result.output and not any(out.rglob("*.tif"))

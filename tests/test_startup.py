@@ -204,25 +204,35 @@ def test_warm_up_with_stats_loads_only_what_they_need(tile_with_attribute):
 @pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(),
                     reason="no forkserver start method on this platform")
 def test_forkserver_recipe_gives_the_files_of_a_serial_run(sample_staged, tmp_path):
+    """``fastraster.use_fork_server()`` (docs/scaling.md): loky's workers forked from a
+    preloaded server, still supervised: a worker that dies on its first try of one tile
+    costs only that tile, retried in a fresh worker from the server; the files equal a
+    serial run's."""
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
-        import json, multiprocessing, os
+        import json, os
         import fastraster
+        from joblib.externals.loky.backend.context import get_start_method
 
         if __name__ == "__main__":
-            multiprocessing.set_start_method("forkserver")
-            multiprocessing.set_forkserver_preload(["fastraster.preload"])
+            fastraster.use_fork_server()
             report = fastraster.rasterize_dir({str(sample_staged)!r}, {str(tmp_path / "fs")!r},
-                                              n_jobs=2, backend="multiprocessing",
-                                              batch_size=1, progress=False)
-            print(json.dumps([[r["status"], r["pid"] != os.getpid()] for r in report]))
+                                              n_jobs=2, batch_size=1, progress=False)
+            print(json.dumps([get_start_method(), report.worker_deaths,
+                              sorted([r["status"], r["pid"] != os.getpid(), r["attempts"]]
+                                     for r in report)]))
     """))
     # The fork server of Python 3.11 takes its sys.path from PYTHONPATH, not from the parent.
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    first = sorted(sample_staged.rglob('*.gpkg'))[0]
+    chaos = f"{first.parent.name}/{first.name}=exit3@1"  # its first try only
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": path})
+                          text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": path, "FASTRASTER_CHAOS": chaos})
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert json.loads(proc.stdout.splitlines()[-1]) == [["ok", True], ["ok", True]]
+    method, deaths, records = json.loads(proc.stdout.splitlines()[-1])
+    assert method == "forkserver" and deaths == 1
+    assert records == [["ok", True, 1], ["ok", True, 2]]
     fastraster.rasterize_dir(sample_staged, tmp_path / "serial", progress=False)
     a, b = tif_files(tmp_path / "serial"), tif_files(tmp_path / "fs")
     assert [p.relative_to(tmp_path / "serial") for p in a] == [

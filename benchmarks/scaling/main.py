@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--files", type=_positive, default=100, help="files per round")
     ap.add_argument("--repeats", type=_positive, default=3, help="timed rounds per count")
     ap.add_argument("--backend", default="loky",
-                    help="joblib backend: loky, threading, multiprocessing, dask, ray")
+                    help="joblib backend: loky, threading, dask, ray")
     ap.add_argument("--batch-size", type=_positive, default=1, help="files per joblib task")
     ap.add_argument("--out", default="scaling-results", help="output folder")
     ap.add_argument("--scratch", default=None,

@@ -1,9 +1,12 @@
 """The one executor: tasks on joblib workers, results streamed back as they finish.
 
 Backends are joblib's: ``"loky"`` (processes, the default), ``"threading"`` (kernels release
-the GIL), ``"multiprocessing"``, ``"dask"`` (needs a running ``dask.distributed`` Client,
-checked before any work) and ``"ray"`` (registered here). Pipelines send *batches* of items
-per task (:func:`run_tasks`): dispatch costs ~1 ms per task on loky, ~8 ms on dask.
+the GIL), ``"dask"`` (needs a running ``dask.distributed`` Client, checked before any work)
+and ``"ray"`` (registered here). ``"multiprocessing"`` is refused: its pool replaces a dead
+worker and waits forever for the task it held, so one crash would hang a run; loky serves
+(:func:`~fastraster.execution.worker.use_fork_server` for fork-server start-up). Pipelines
+send *batches* of items per task (:func:`run_tasks`): dispatch costs ~1 ms per task on loky,
+~8 ms on dask.
 
 :func:`run_tasks` supervises a run (:class:`~fastraster.execution.supervisor.TaskRun`): a
 worker that dies costs only the items it held, failed items are retried, Ctrl-C and SIGTERM
@@ -38,7 +41,17 @@ def check_backend(backend) -> None:
         If the backend's package is not installed.
     RuntimeError
         For ``"dask"`` without a running ``dask.distributed`` Client.
+    ValueError
+        For ``"multiprocessing"``, which cannot survive a dead worker.
     """
+    if backend == "multiprocessing":
+        # Measured: a worker killed with os._exit(3) under joblib's multiprocessing backend
+        # left rasterize_dir waiting until a timeout ended it (Pool replaces the worker and
+        # never fails the task it held); loky fails the task, which the supervisor retries.
+        raise ValueError(
+            "backend='multiprocessing' cannot survive a worker's death (its pool waits "
+            "forever for the task the dead worker held); use 'loky' (the default, also "
+            "processes), with fastraster.use_fork_server() for fork-server start-up")
     if backend == "dask":
         try:
             from distributed import default_client
