@@ -8,6 +8,7 @@ import dataclasses
 import os
 import time
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -183,6 +184,22 @@ _WARMED: list[frozenset] = []
 # ---------------------------------------------------------------------------------------------
 
 
+class _Jobs(Sequence):
+    """``(staged file, output path)`` of each file of a listing, built when its task is sent
+    (the listing is compact, :class:`~fastraster.io.tilepaths.TileListing`; a list of the
+    pairs would hold ~0.3 kB per tile in the parent for the whole run)."""
+
+    def __init__(self, files, out_dir):
+        self.files, self.out_dir = files, out_dir
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        f = self.files[i]
+        return f, tile_path(self.out_dir, f.tms, f.tile) if f.tile else None
+
+
 def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats=None,
                   n_jobs=None, batch_size=10, backend="loky", overwrite=False, progress=True,
                   dtype="float32", deduplicate=False, validate="repair", cog=False,
@@ -270,7 +287,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                                       overwrite=overwrite, deduplicate=deduplicate,
                                       validate=validate, cog=cog)
     files = find_tiles(staged_dir, ext, tms, z)
-    jobs = [(f, tile_path(out_dir, f.tms, f.tile) if f.tile else None) for f in files]
+    jobs = _Jobs(files, out_dir)
     load_kernels(options.stats)
     run = run_tasks(rasterize_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="rasterize", retries=retries,

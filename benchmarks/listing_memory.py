@@ -1,0 +1,101 @@
+"""The parent's memory for a run's file listing and jobs (``rasterize_dir``), side by side
+with another revision's: bytes held per staged file.
+
+    python benchmarks/listing_memory.py [--files 100000] [--rev c4bd657]
+
+Makes a staged tree of empty ``<TMS>/15/<x>/<y>.gpkg`` files once (in ``--dir``), then, in
+one process, measures with ``tracemalloc`` what stays allocated after listing the tree and
+building the jobs: ``--rev``'s ``find_tiles`` (a list of ``TileFile``) and its list of
+``(file, output path)`` pairs, against the working tree's ``find_tiles`` and
+``rasterize_dir``'s lazy jobs. Also times the listing (the walk dominates both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def _module_at(rev, relpath, name):
+    src = subprocess.run(["git", "-C", REPO, "show", f"{rev}:{relpath}"],
+                         capture_output=True, text=True, check=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
+    with open(path, "w") as fh:
+        fh.write(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_tree(root, n):
+    staged = os.path.join(root, f"staged-{n}")
+    if os.path.isdir(staged):
+        return staged
+    side = 1000
+    for i in range(n):
+        x, y = 100000 + i // side, 50000 + i % side
+        folder = os.path.join(staged, "WGS1984Quad", "15", str(x))
+        if i % side == 0:
+            os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, f"{y}.gpkg"), "w").close()
+    return staged
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=100000)
+    ap.add_argument("--rev", default="c4bd657")
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(),
+                                                  "fastraster-listing"))
+    args = ap.parse_args()
+    from fastraster.io import tilepaths
+    from fastraster.pipelines.staged import _Jobs
+
+    staged = make_tree(args.dir, args.files)
+    out = "/scratch/project/iwp/geotiff"
+    old = _module_at(args.rev, "fastraster/io/tilepaths.py", "tilepaths_at_rev")
+
+    def old_way():
+        files = old.find_tiles(staged)
+        return files, [(f, old.tile_path(out, f.tms, f.tile) if f.tile else None)
+                       for f in files]
+
+    def new_way():
+        files = tilepaths.find_tiles(staged)
+        return files, _Jobs(files, out)
+
+    print(f"{args.files} files; load average {os.getloadavg()[0]:.2f}")
+    print("| implementation | held per file (B) | listing + jobs (s) |\n|---|---:|---:|")
+    for name, way in ((args.rev, old_way), ("working tree", new_way)):
+        way()  # warm the directory cache
+        tracemalloc.start()
+        t = time.perf_counter()
+        held_objects = way()
+        seconds = time.perf_counter() - t
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert len(held_objects[1]) == args.files
+        print(f"| {name} | {held / args.files:.1f} | {seconds:.2f} |")
+        del held_objects
+    a, b = old_way(), new_way()
+
+    def plain(jobs):
+        return [(f.path, f.tms, f.tile, f.problem, out_path) for f, out_path in jobs]
+
+    assert plain(a[1]) == plain(b[1])  # the same files and jobs
+    print("same files and jobs: yes")
+
+
+if __name__ == "__main__":
+    main()
