@@ -7,7 +7,9 @@ Makes a staged tree of empty ``<TMS>/15/<x>/<y>.gpkg`` files once (in ``--dir``)
 one process, measures with ``tracemalloc`` what stays allocated after listing the tree and
 building the jobs: ``--rev``'s ``find_tiles`` (a list of ``TileFile``) and its list of
 ``(file, output path)`` pairs, against the working tree's ``find_tiles`` and
-``rasterize_dir``'s lazy jobs. Also times the listing (the walk dominates both).
+``rasterize_dir``'s lazy jobs. Also times the listing (the walk dominates both). Then the
+same for ``build_pyramid``'s plan (the GeoTIFFs found, held for the whole run, and their
+parents) on a tree of as many empty ``.tif`` files.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def _module_at(rev, relpath, name):
     return module
 
 
-def make_tree(root, n):
-    staged = os.path.join(root, f"staged-{n}")
+def make_tree(root, n, ext=".gpkg"):
+    staged = os.path.join(root, f"staged-{n}{ext}")
     if os.path.isdir(staged):
         return staged
     side = 1000
@@ -48,7 +50,7 @@ def make_tree(root, n):
         folder = os.path.join(staged, "WGS1984Quad", "15", str(x))
         if i % side == 0:
             os.makedirs(folder, exist_ok=True)
-        open(os.path.join(folder, f"{y}.gpkg"), "w").close()
+        open(os.path.join(folder, f"{y}{ext}"), "w").close()
     return staged
 
 
@@ -87,6 +89,29 @@ def main():
         tracemalloc.stop()
         assert len(held_objects[1]) == args.files
         print(f"| {name} | {held / args.files:.1f} | {seconds:.2f} |")
+        del held_objects
+    # build_pyramid's plan: the tiles found (kept for the whole run) and the first parents
+    old_pyramid = _module_at(args.rev, "fastraster/pipelines/pyramid.py", "pyramid_at_rev")
+    from fastraster.model.pyramid_math import parent_of
+    from fastraster.pipelines import pyramid
+
+    geotiffs = make_tree(args.dir, args.files, ".tif")  # empty files: only listed
+
+    def old_plan():
+        existing = old_pyramid._existing(geotiffs)
+        return existing, {parent_of(t) for t in existing["WGS1984Quad"]}
+
+    def new_plan():
+        existing = pyramid._existing(geotiffs)
+        return existing, pyramid._parents(existing["WGS1984Quad"])
+
+    print("\n| build_pyramid plan | held per tile (B) |\n|---|---:|")
+    for name, way in ((args.rev, old_plan), ("working tree", new_plan)):
+        tracemalloc.start()
+        held_objects = way()
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        print(f"| {name} | {held / args.files:.1f} |")
         del held_objects
     a, b = old_way(), new_way()
 

@@ -160,6 +160,24 @@ def test_ray_gives_the_files_loky_gives(staged, tmp_path):
     assert os.getpid() not in {r["pid"] for r in report}
 
 
+def test_ray_run_survives_a_dead_worker(staged, tmp_path, monkeypatch):
+    """A Ray worker that dies on its first try of a tile (os._exit) costs nothing: the tile is
+    retried and the files equal loky's (Ray fails the task; the supervisor retries it)."""
+    ray = pytest.importorskip("ray", reason=RAY_MISSING)
+    ref = fastraster.rasterize_dir(staged, tmp_path / "loky", progress=False, n_jobs=2)
+    victim = next(r["path"] for r in ref if r["status"] == "ok")
+    monkeypatch.setenv("FASTRASTER_CHAOS", f"{os.path.relpath(victim, staged)}=exit3@1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = fastraster.rasterize_dir(staged, tmp_path / "ray", backend="ray", n_jobs=2,
+                                          batch_size=1, progress=False)
+    finally:
+        ray.shutdown()
+    _assert_same_outputs(tmp_path / "loky", ref, tmp_path / "ray", report)
+    assert report.worker_deaths >= 1
+    assert {r["path"]: r["attempts"] for r in report}[victim] == 2
+
+
 def _csv_rows(path, drop=()):
     with open(path) as fh:
         return sorted(tuple(v for k, v in row.items() if k not in drop)

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastraster
 from fastraster.model.grid import TileGrid
@@ -256,6 +258,63 @@ def test_build_pyramid_reports_errors_and_goes_on(sample_z13, tmp_path):
         assert len(build_pyramid(root, (0, 7), progress=False)) == 0
 
 
+@pytest.mark.parametrize("summary", [True, "custom"])
+def test_build_pyramid_streamed_records_equal_kept_ones(sample_z13, tmp_path, summary):
+    """``keep_records=False`` (the CLI's): the same files and CSV rows as keeping every
+    record, the counts in the report, only the failed records kept; a custom summary path
+    gets the rows, the events CSV beside it; resuming keeps the earlier rows."""
+    import shutil
+
+    from fastraster import RunFailures
+
+    def rows(path, drop=("seconds", "read_s", "compute_s", "write_s", "read_cpu_s",
+                         "compute_cpu_s", "write_cpu_s")):
+        with open(path) as fh:
+            return sorted(tuple(v for k, v in r.items() if k not in drop)
+                          for r in csv.DictReader(fh))
+
+    reports = {}
+    for keep in (True, False):
+        root = tmp_path / f"keep-{keep}" / "gt"
+        shutil.copytree(sample_z13, root)
+        where = True if summary is True else tmp_path / f"keep-{keep}" / "s" / "summary.csv"
+        first = build_pyramid(root, (6, 13), progress=False, keep_records=keep, summary=where)
+        assert first.n("ok") == 7 and len(first) == (7 if keep else 0)
+        # resume: z12 and z11 kept, z10 fails on its damaged child, so nothing further
+        for p in _tifs(root, 9) + _tifs(root, 10):
+            p.unlink()
+        damaged = _tifs(root, 11)[0]
+        damaged.write_bytes(b"not a tiff")
+        with pytest.warns(RunFailures, match="1 of 3 files failed in step pyramid"):
+            reports[keep] = build_pyramid(root, (6, 13), progress=False, keep_records=keep,
+                                          summary=where)
+        csvs = (root / "rasters_summary.csv" if summary is True else where,
+                (root if summary is True else where.parent) / "rasterization_events.csv")
+        reports[keep].rows = [[tuple(v.replace(str(root), "<gt>") for v in r) for r in rows(c)]
+                              for c in csvs]
+        reports[keep].tifs = {p.relative_to(root): read_tif(p)[0] for p in _tifs(root)
+                              if p != damaged}
+        assert not [p for p in root.parent.rglob(".*")]  # no part file left
+    kept, streamed = reports[True], reports[False]
+    # summary: the children's rows, if any, + 7 parents x 2 bands of the first run (z10's
+    # rows stay: its output was not redone); events: + 7 + 3 rows
+    before = [len(rows(c)) if c.exists() else 0 for c in
+              (sample_z13 / "rasters_summary.csv", sample_z13 / "rasterization_events.csv")]
+    if summary is not True:
+        before = [0, 0]
+    assert streamed.rows == kept.rows
+    assert [len(r) for r in kept.rows] == [before[0] + 2 * 7, before[1] + 10]
+    assert streamed.tifs.keys() == kept.tifs.keys()
+    for k in kept.tifs:
+        np.testing.assert_array_equal(streamed.tifs[k], kept.tifs[k])
+    assert len(kept) == 3 and len(streamed) == 1  # only the failed record kept
+    assert [streamed.n(s) for s in ("ok", "skipped", "error")] == \
+        [kept.n(s) for s in ("ok", "skipped", "error")] == [0, 2, 1]
+    assert streamed.errors[0]["error"].replace("keep-False", "keep-True") == \
+        kept.errors[0]["error"]
+    assert streamed.summary_line().split(" in ")[0] == kept.summary_line().split(" in ")[0]
+
+
 def test_build_pyramid_parallel_equals_serial(sample_z13, tmp_path):
     import shutil
 
@@ -351,3 +410,14 @@ def test_geotiff_dir_paths_are_strings_or_pathlike(sample_z13, tmp_path):
     assert report.n("ok") == 1
     assert report[0]["output"] == os.path.join(os.fspath(root), "WorldCRS84Quad", "12",
                                                "762", "455.tif")
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**15), st.integers(0, 2**15)), max_size=60),
+       st.integers(1, 23))
+@settings(max_examples=100, deadline=None)
+def test_parents_of_a_level_are_parent_of_each_tile_sorted(xys, z):
+    from fastraster.pipelines.pyramid import _parents
+
+    tiles = np.array([(x, y, z) for x, y in xys], dtype=np.int64).reshape(-1, 3)
+    want = sorted({parent_of((x, y, z)) for x, y in xys})
+    assert [tuple(t) for t in _parents(tiles).tolist()] == want

@@ -42,5 +42,6 @@ def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, qui
         report = run_quietly(build_pyramid, geotiffs, (min_z, max_z),
                              stats=config_stats(config), n_jobs=workers,
                              batch_size=batch_size, backend=backend, overwrite=overwrite,
-                             progress=not quiet, tms=tms, retries=retries)
+                             progress=not quiet, tms=tms, retries=retries,
+                             keep_records=False)  # rows streamed: flat over any tile count
     sys.exit(report_exit(report))

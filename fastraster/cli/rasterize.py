@@ -29,7 +29,8 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
         report = run_quietly(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
                              stats=config_stats(config), n_jobs=workers,
                              batch_size=batch_size, backend=backend, overwrite=overwrite,
-                             progress=not quiet, dtype=dtype, retries=retries)
+                             progress=not quiet, dtype=dtype, retries=retries,
+                             keep_records=False)  # rows streamed: flat over any tile count
     report.exit_code = report_exit(report)
     return report
 

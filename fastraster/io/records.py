@@ -343,9 +343,12 @@ class CsvStream:
     :meth:`finish` removes its parts and raises the :class:`~fastraster.io.atomic.OutputError`.
     """
 
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, summary_path=None):
+        summary_path = os.path.join(out_dir, SUMMARY_CSV) if summary_path is None \
+            else os.fspath(summary_path)
+        out_dir = os.path.dirname(summary_path) or "."
         os.makedirs(out_dir, exist_ok=True)
-        self.paths = [os.path.join(out_dir, n) for n in (SUMMARY_CSV, EVENTS_CSV)]
+        self.paths = [summary_path, os.path.join(out_dir, EVENTS_CSV)]
         # summary rows, event rows, and the (output, x, y, z) of skipped outputs
         self.parts = [temp_path(p) for p in self.paths] + [
             temp_path(os.path.join(out_dir, "skipped.csv"))]

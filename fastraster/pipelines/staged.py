@@ -318,7 +318,9 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
         raise
     report = Report(records[f.path] for f in files if f.path in records)
     if not keep_records:
-        report.counts, report.total = counts, len(files)
+        # the files with a record (all of them, unless the run was interrupted), as the
+        # report of kept records counts them
+        report.counts, report.total = counts, sum(counts.values())
     annotate(report, [run])
     report.wall_seconds = time.perf_counter() - t0
     report.step = "rasterize"
