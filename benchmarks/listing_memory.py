@@ -113,6 +113,30 @@ def main():
         tracemalloc.stop()
         print(f"| {name} | {held / args.files:.1f} |")
         del held_objects
+    # render_web_tiles' files and jobs (two statistics: two PNG paths per job)
+    from fastraster.pipelines.webtiles import _Selected, _WebJobs
+
+    web, names = "/scratch/project/iwp/web_tiles", ["polygon_count", "coverage"]
+
+    def old_web():
+        files = [f for f in old.find_tiles(geotiffs, ".tif") if f.tile]
+        return files, [(f.path, f.tms, f.tile,
+                        tuple(old.web_tile_path(web, n, f.tms, f.tile) for n in names))
+                       for f in files]
+
+    def new_web():
+        files = _Selected(tilepaths.find_tiles(geotiffs, ".tif"), lambda f: f.tile is not None)
+        return files, _WebJobs(files, web, names)
+
+    print("\n| render_web_tiles files + jobs | held per GeoTIFF (B) |\n|---|---:|")
+    for name, way in ((args.rev, old_web), ("working tree", new_web)):
+        tracemalloc.start()
+        held_objects = way()
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        print(f"| {name} | {held / args.files:.1f} |")
+        del held_objects
+    assert [j[3] for j in old_web()[1]] == [j[3] for j in new_web()[1]]
     a, b = old_way(), new_way()
 
     def plain(jobs):

@@ -227,6 +227,30 @@ def test_resume_web_tiles(pipeline, tmp_path):
     assert fastraster.build_pyramid(gt, (0, 13), progress=False).n("skipped") == 13
 
 
+def test_web_tiles_without_records_give_the_same_pngs(pipeline, tmp_path):
+    """``keep_records=False`` (the CLI's): the same PNGs, the counts in the report, only the
+    failed GeoTIFFs' records kept; with a z_range, only that range."""
+    from fastraster import RunFailures
+
+    gt0, web0, _ = pipeline
+    gt = tmp_path / "gt"
+    shutil.copytree(gt0, gt)
+    (gt / "WorldCRS84Quad/5/5/3.tif").write_bytes(b"not a tiff")
+    with pytest.warns(RunFailures, match="1 of 15 files failed"):
+        lean = render_web_tiles(gt, tmp_path / "web", progress=False, keep_records=False)
+    assert (lean.n("ok"), lean.n("error"), lean.total, len(lean)) == (14, 1, 15, 1)
+    assert lean.errors[0]["path"] == str(gt / "WorldCRS84Quad/5/5/3.tif")
+    pngs = [p for p in _pngs(web0) if "/5/5/3.png" not in str(p)]
+    assert _pngs(tmp_path / "web") == pngs
+    for rel in pngs:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "web" / rel)),
+                                      np.asarray(Image.open(web0 / rel)))
+    some = render_web_tiles(gt0, tmp_path / "web2", z_range=(12, 13), progress=False,
+                            keep_records=False)
+    assert (some.n("ok"), some.total) == (3, 3)
+    assert sorted({p.parts[2] for p in _pngs(tmp_path / "web2")}) == ["12", "13"]
+
+
 def test_web_tiles_use_each_stats_palette_and_nodata(pipeline, tmp_path):
     gt, _, _ = pipeline
     stats = [{**fastraster.DEFAULT_STATS[0], "palette": ["#0000ff", "#ff0000"],

@@ -44,7 +44,8 @@ def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, retr
         report = run_quietly(render_web_tiles, geotiffs, web, stats=config_stats(config),
                              summary=summary, n_jobs=workers, batch_size=batch_size,
                              backend=backend, overwrite=overwrite, progress=not quiet,
-                             tms=tms, wmts=not no_wmts, base_url=base_url, retries=retries)
+                             tms=tms, wmts=not no_wmts, base_url=base_url, retries=retries,
+                             keep_records=False)  # flat over any number of GeoTIFFs
     code = report_exit(report)
     if getattr(report, "wmts", None):
         click.echo(f"WMTS capabilities: {report.wmts}")

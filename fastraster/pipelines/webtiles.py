@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
+
+import numpy as np
 
 from fastraster.execution.executor import run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
@@ -80,7 +83,7 @@ def _redo_job(job):
 def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
                      summary=None, n_jobs=None, backend="loky", batch_size=16,
                      overwrite=False, progress=True, tms=None, wmts=True, base_url=None,
-                     compress_level=6, retries=1) -> Report:
+                     compress_level=6, retries=1, keep_records=True) -> Report:
     """Render every GeoTIFF below ``geotiff_dir`` into ``<web_dir>/<stat>/<TMS>/<z>/<x>/<y>.png``.
 
     One RGBA PNG (tile-sized) per statistic per GeoTIFF, coloured with the statistic's
@@ -109,6 +112,10 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
     retries : int
         Times a failed GeoTIFF is tried again (fault tolerance as in
         :func:`fastraster.rasterize_dir`: docs/reliability.md).
+    keep_records : bool
+        Keep every record in the report (default); ``False`` keeps only the failed ones and
+        the counts per status (the ``webtiles`` command's choice), so that the parent's
+        memory does not grow with the number of GeoTIFFs.
 
     Returns
     -------
@@ -127,15 +134,56 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
                            summary=summary, n_jobs=n_jobs, backend=backend,
                            batch_size=batch_size, overwrite=overwrite, progress=progress,
                            tms=tms, wmts=wmts, base_url=base_url,
-                           compress_level=compress_level, retries=retries)
+                           compress_level=compress_level, retries=retries,
+                           keep_records=keep_records)
     report.warn_failures()
+    return report
+
+
+class _Selected(Sequence):
+    """The items of a sequence that pass ``keep``, as the positions of those items (8 bytes
+    each; the listing itself is compact, :class:`~fastraster.io.tilepaths.TileListing`)."""
+
+    def __init__(self, items, keep):
+        self.items = items
+        self.at = np.fromiter((i for i, f in enumerate(items) if keep(f)), dtype=np.int64)
+
+    def __len__(self):
+        return len(self.at)
+
+    def __getitem__(self, i):
+        return self.items[int(self.at[i])]
+
+
+class _WebJobs(Sequence):
+    """``(GeoTIFF, tms, tile, PNG paths)`` of each GeoTIFF, built when its task is sent."""
+
+    def __init__(self, files, web_dir, names):
+        self.files, self.web_dir, self.names = files, web_dir, names
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        f = self.files[i]
+        return (f.path, f.tms, f.tile,
+                tuple(web_tile_path(self.web_dir, n, f.tms, f.tile) for n in self.names))
+
+
+def _report(files, records, counts, keep_records, run) -> Report:
+    """The run's report: records in input order (kept ones), counts when not all are."""
+    report = Report(records[f.path] for f in files if f.path in records)
+    if not keep_records:
+        report.counts, report.total = counts, sum(counts.values())
+    annotate(report, [run])
+    report.step = "webtiles"
     return report
 
 
 def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
                   summary=None, n_jobs=None, backend="loky", batch_size=16, overwrite=False,
                   progress=True, tms=None, wmts=True, base_url=None,
-                  compress_level=6, retries=1) -> Report:
+                  compress_level=6, retries=1, keep_records=True) -> Report:
     """:func:`render_web_tiles` without its closing warning, for callers that make one
     warning of several steps (:class:`fastraster.RasterTiler`)."""
     t0 = time.perf_counter()
@@ -146,14 +194,14 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
     options = WebTileOptions.create(web_dir=web_dir, stats=stats, overwrite=overwrite,
                                     compress_level=compress_level)
     if paths is None:
-        files = [f for f in find_tiles(geotiff_dir, ".tif", tms) if f.tile]
+        files = find_tiles(geotiff_dir, ".tif", tms)
     else:
         files = [parse_tile_path(p, tms=tms) for p in paths]
         bad = [f for f in files if f.tile is None]
         if bad:
             raise ValueError(f"{bad[0].path}: {bad[0].problem}")
-    if z_range is not None:
-        files = [f for f in files if z_range[0] <= f.tile[2] <= z_range[1]]
+    files = _Selected(files, lambda f: f.tile is not None and (
+        z_range is None or z_range[0] <= f.tile[2] <= z_range[1]))
     if summary is None:
         csv_path = os.path.join(geotiff_dir, SUMMARY_CSV)
         ranges = zoom_ranges(csv_path) if os.path.exists(csv_path) else \
@@ -163,9 +211,7 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
     else:
         ranges = zoom_ranges(summary)
     options = dataclasses.replace(options, ranges=ranges)
-    jobs = [(f.path, f.tms, f.tile,
-             tuple(web_tile_path(web_dir, s.name, f.tms, f.tile) for s in options.stats))
-            for f in files]
+    jobs = _WebJobs(files, web_dir, [s.name for s in options.stats])
     run = run_tasks(_render_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="webtiles", retries=retries,
                     describe=_describe_job, work_dir=web_dir,
@@ -173,16 +219,16 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
     if jobs:
         probe_writable(web_dir)  # one clear error, not one per tile
     records = {}
+    counts: dict[str, int] = {}
     try:
         for rec in run:
-            records[rec["path"]] = rec
+            if keep_records or rec["status"] == "error":
+                records[rec["path"]] = rec
+            counts[rec["status"]] = counts.get(rec["status"], 0) + 1
     except RunInterrupted as exc:
-        exc.report = annotate(Report(records[f.path] for f in files if f.path in records),
-                              [run])
-        exc.report.step = "webtiles"
+        exc.report = _report(files, records, counts, keep_records, run)
         raise
-    report = annotate(Report(records[f.path] for f in files), [run])
-    report.step = "webtiles"
+    report = _report(files, records, counts, keep_records, run)
     report.wmts = None
     if wmts and os.path.isdir(web_dir):
         from fastraster.render.wmts import scan, write_capabilities
