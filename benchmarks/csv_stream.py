@@ -14,28 +14,16 @@ of an earlier run over the same tiles.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, module_at  # noqa: E402
 
-
-def _module_at(rev):
-    src = subprocess.run(["git", "-C", REPO, "show", f"{rev}:fastraster/io/records.py"],
-                         capture_output=True, text=True, check=True).stdout
-    path = os.path.join(tempfile.mkdtemp(), "records_at_rev.py")
-    with open(path, "w") as fh:
-        fh.write(src)
-    spec = importlib.util.spec_from_file_location("records_at_rev", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO))
 
 
 def _record(i, status):
@@ -57,7 +45,8 @@ def main():
     from fastraster.io import records
 
     n = args.tiles
-    impls = ((args.rev, _module_at(args.rev)), ("working tree", records))
+    impls = ((args.rev, module_at(args.rev, "fastraster/io/records.py", "records_at_rev")),
+             ("working tree", records))
     print(f"{n} tiles; load average {os.getloadavg()[0]:.2f}")
     print("| run | implementation | held per tile (B) |\n|---|---|---:|")
     for status, label in (("ok", "first run"), ("skipped", "resume")):

@@ -15,29 +15,26 @@ parents) on a tree of as many empty ``.tif`` files.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, module_at  # noqa: E402
+
+sys.path.insert(0, str(REPO))
 
 
-def _module_at(rev, relpath, name):
-    src = subprocess.run(["git", "-C", REPO, "show", f"{rev}:{relpath}"],
-                         capture_output=True, text=True, check=True).stdout
-    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
-    with open(path, "w") as fh:
-        fh.write(src)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def held_per_item(way, n):
+    """Bytes that stay allocated (tracemalloc) per item after ``way()``, its result alive."""
+    tracemalloc.start()
+    result = way()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del result
+    return held / n
 
 
 def make_tree(root, n, ext=".gpkg"):
@@ -66,7 +63,7 @@ def main():
 
     staged = make_tree(args.dir, args.files)
     out = "/scratch/project/iwp/geotiff"
-    old = _module_at(args.rev, "fastraster/io/tilepaths.py", "tilepaths_at_rev")
+    old = module_at(args.rev, "fastraster/io/tilepaths.py", "tilepaths_at_rev")
 
     def old_way():
         files = old.find_tiles(staged)
@@ -91,7 +88,7 @@ def main():
         print(f"| {name} | {held / args.files:.1f} | {seconds:.2f} |")
         del held_objects
     # build_pyramid's plan: the tiles found (kept for the whole run) and the first parents
-    old_pyramid = _module_at(args.rev, "fastraster/pipelines/pyramid.py", "pyramid_at_rev")
+    old_pyramid = module_at(args.rev, "fastraster/pipelines/pyramid.py", "pyramid_at_rev")
     from fastraster.model.pyramid_math import parent_of
     from fastraster.pipelines import pyramid
 
@@ -107,12 +104,7 @@ def main():
 
     print("\n| build_pyramid plan | held per tile (B) |\n|---|---:|")
     for name, way in ((args.rev, old_plan), ("working tree", new_plan)):
-        tracemalloc.start()
-        held_objects = way()
-        held = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        print(f"| {name} | {held / args.files:.1f} |")
-        del held_objects
+        print(f"| {name} | {held_per_item(way, args.files):.1f} |")
     # render_web_tiles' files and jobs (two statistics: two PNG paths per job)
     from fastraster.pipelines.webtiles import _Selected, _WebJobs
 
@@ -130,12 +122,7 @@ def main():
 
     print("\n| render_web_tiles files + jobs | held per GeoTIFF (B) |\n|---|---:|")
     for name, way in ((args.rev, old_web), ("working tree", new_web)):
-        tracemalloc.start()
-        held_objects = way()
-        held = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        print(f"| {name} | {held / args.files:.1f} |")
-        del held_objects
+        print(f"| {name} | {held_per_item(way, args.files):.1f} |")
     assert [j[3] for j in old_web()[1]] == [j[3] for j in new_web()[1]]
     a, b = old_way(), new_way()
 

@@ -147,9 +147,13 @@ def test_dask_pyramid_matches_loky(dask_client, sample_staged, tmp_path):
         np.testing.assert_array_equal(read_tif(pa)[0], read_tif(pb)[0])
 
 
-def test_ray_gives_the_files_loky_gives(staged, tmp_path):
+def _loky_then_ray(staged, tmp_path, before_ray=None):
+    """The staged tree through loky, then through a local Ray instance of 2 CPUs (after
+    ``before_ray(loky report)``); both reports, the outputs compared."""
     ray = pytest.importorskip("ray", reason=RAY_MISSING)
     ref = fastraster.rasterize_dir(staged, tmp_path / "loky", progress=False, n_jobs=2)
+    if before_ray is not None:
+        before_ray(ref)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         report = fastraster.rasterize_dir(staged, tmp_path / "ray", backend="ray", n_jobs=2,
@@ -157,23 +161,24 @@ def test_ray_gives_the_files_loky_gives(staged, tmp_path):
     finally:
         ray.shutdown()
     _assert_same_outputs(tmp_path / "loky", ref, tmp_path / "ray", report)
+    return ref, report
+
+
+def test_ray_gives_the_files_loky_gives(staged, tmp_path):
+    _, report = _loky_then_ray(staged, tmp_path)
     assert os.getpid() not in {r["pid"] for r in report}
 
 
 def test_ray_run_survives_a_dead_worker(staged, tmp_path, monkeypatch):
     """A Ray worker that dies on its first try of a tile (os._exit) costs nothing: the tile is
     retried and the files equal loky's (Ray fails the task; the supervisor retries it)."""
-    ray = pytest.importorskip("ray", reason=RAY_MISSING)
-    ref = fastraster.rasterize_dir(staged, tmp_path / "loky", progress=False, n_jobs=2)
-    victim = next(r["path"] for r in ref if r["status"] == "ok")
-    monkeypatch.setenv("FASTRASTER_CHAOS", f"{os.path.relpath(victim, staged)}=exit3@1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        report = fastraster.rasterize_dir(staged, tmp_path / "ray", backend="ray", n_jobs=2,
-                                          batch_size=1, progress=False)
-    finally:
-        ray.shutdown()
-    _assert_same_outputs(tmp_path / "loky", ref, tmp_path / "ray", report)
+    def kill_one(ref):
+        kill_one.victim = next(r["path"] for r in ref if r["status"] == "ok")
+        monkeypatch.setenv("FASTRASTER_CHAOS",
+                           f"{os.path.relpath(kill_one.victim, staged)}=exit3@1")
+
+    _, report = _loky_then_ray(staged, tmp_path, kill_one)
+    victim = kill_one.victim
     assert report.worker_deaths >= 1
     assert {r["path"]: r["attempts"] for r in report}[victim] == 2
 
