@@ -23,20 +23,27 @@ from fastraster.io.atomic import OutputError, os_errno
 from fastraster.io.staged import InputError
 
 
+def proc_self_value(name: str, key: str) -> int | None:
+    """The number after ``<key>:`` in Linux's ``/proc/self/<name>`` (None where ``/proc``
+    cannot tell)."""
+    try:
+        with open(f"/proc/self/{name}") as fh:
+            for line in fh:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_kb() -> int:
     """Peak resident memory of this process, in kB.
 
     Linux's ``VmHWM`` starts afresh at exec; ``ru_maxrss`` would carry over the parent's peak
     into a forked-and-exec'd worker (loky's), overstating a 40 MB worker as 430 MB.
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kb = proc_self_value("status", "VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if kb is None else kb
 
 
 def safe_task(work, path, tile, *, output=None, **fields) -> dict:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from fastraster.execution.tasks import safe_task
+from fastraster.execution.tasks import proc_self_value, safe_task
 from fastraster.execution.worker import prepare_worker
 from fastraster.io.intermediate import SceneWriter, make_batch
 from fastraster.io.scenes import Footprint, Scene, decode_chunk, input_bytes, open_scene
@@ -95,14 +95,7 @@ def read_chars() -> int | None:
     """Bytes this process has read through ``read()`` so far (Linux's ``rchar``; None where
     ``/proc`` cannot tell): the map task's difference is what reading its scene cost, so
     that benchmarks can show each scene file is read once."""
-    try:
-        with open("/proc/self/io") as fh:
-            for line in fh:
-                if line.startswith("rchar:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return proc_self_value("io", "rchar")
 
 
 def map_job(job: SceneJob, rules: PdgSourceRules, chunk_size: int) -> dict:
