@@ -315,6 +315,29 @@ def test_build_pyramid_streamed_records_equal_kept_ones(sample_z13, tmp_path, su
     assert streamed.summary_line().split(" in ")[0] == kept.summary_line().split(" in ")[0]
 
 
+
+def test_build_pyramid_sweeps_the_folder_of_a_custom_summary(sample_z13, tmp_path):
+    """A killed ``build_pyramid(keep_records=False, summary=<path>)`` leaves its streamed CSV
+    parts (summary, events, skipped outputs) beside that path, out of the tree: the next run
+    writing there removes them, as it removes those in the tree."""
+    import shutil
+
+    from fastraster.io.atomic import HOST
+    from tests.conftest import dead_pid
+
+    root = tmp_path / "gt"
+    shutil.copytree(sample_z13, root)
+    where = tmp_path / "s" / "summary.csv"
+    where.parent.mkdir()
+    dead = dead_pid()
+    for name, c in (("summary.csv", "a"), ("rasterization_events.csv", "b"),
+                    ("skipped.csv", "c")):
+        (where.parent / f".{name}.{HOST}.{dead}.{c * 32}.tmp").write_text("x\n")
+    report = build_pyramid(root, (10, 13), progress=False, keep_records=False, summary=where)
+    assert report.n("ok") == 3 and report.litter_removed == 3
+    assert sorted(p.name for p in where.parent.iterdir()) == [
+        "rasterization_events.csv", "summary.csv"]
+
 def test_build_pyramid_parallel_equals_serial(sample_z13, tmp_path):
     import shutil
 

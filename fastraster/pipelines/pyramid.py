@@ -16,7 +16,7 @@ import numpy as np
 from fastraster.execution.executor import run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
-from fastraster.io.atomic import probe_writable
+from fastraster.io.atomic import probe_writable, sweep_litter
 from fastraster.io.config import check_z_range
 from fastraster.io.geotiff import read_geotiff, write_geotiff
 from fastraster.io.records import CsvStream, Report, save_run_csvs
@@ -253,8 +253,11 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     runs: list = []
     interrupted = None
     existing = sorted(_existing(geotiff_dir, tms).items())
+    swept = 0
     if existing:
         probe_writable(geotiff_dir)  # one clear error, not one per tile
+        if summary and summary is not True:  # the CSVs' folder (the runs sweep the tree)
+            swept = sweep_litter([os.path.dirname(os.path.abspath(os.fspath(summary)))])
     counts: dict[str, int] = {}
     stream = sink = None
     if not keep_records:
@@ -298,6 +301,7 @@ def build_pyramid(geotiff_dir, z_range=None, *, stats=None, n_jobs=None,
     if sink is not None:
         report.counts, report.total = counts, tried
     annotate(report, runs)
+    report.litter_removed += swept
     report.wall_seconds = time.perf_counter() - t0
     report.step = "pyramid"
     if stream is not None and not tried:
