@@ -62,3 +62,13 @@ def test_canonical_files_are_held_compactly(tree):
     assert [f for f in listing if f.path == web] == [
         TileFile(web, "WebMercatorQuad", (5000, 7000, 15))]
     assert len(listing._tiles) == 3 * len(listing)  # three integers per file
+
+
+def test_a_listing_of_the_current_folder_is_compact_too(tree, monkeypatch):
+    """``find_tiles(".")`` (``fastraster rasterize . ../out`` from inside the tree): the
+    paths are ``parse_tile_path``'s, without the ``./``, and still held as integers."""
+    monkeypatch.chdir(tree)
+    for root in (".", "./", "../staged"):
+        listing = find_tiles(root)
+        assert list(listing) == _reference(root)
+        assert len(listing._whole) == 4, root  # the four non-canonical files only

@@ -96,6 +96,8 @@ class TileListing(Sequence):
 
     def __init__(self, root, ext):
         self.root, self.ext = os.path.normpath(os.fspath(root)), ext
+        if self.root == os.curdir:  # parse_tile_path's paths have no "./" to join onto
+            self.root = ""
         self._tiles = array("q")  # x, y, z per file; -1 where the file is kept whole
         self._tms = array("B")  # index into _names
         self._names: list = []
