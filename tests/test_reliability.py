@@ -286,3 +286,18 @@ def test_the_multiprocessing_backend_is_refused_before_any_work(sample_staged, t
                                        "--backend", "multiprocessing"])
     assert result.exit_code == 2, result.output
     assert "use 'loky'" in result.output and not any(out.rglob("*.tif"))
+
+
+def test_the_multiprocessing_backend_of_parallel_config_is_refused_too(sample_staged,
+                                                                       tmp_path):
+    """``backend=None`` takes the active ``joblib.parallel_config``'s backend: its
+    multiprocessing pool hangs on a dead worker just the same, so it is refused too."""
+    from joblib import parallel_config
+
+    import fastraster
+
+    out = tmp_path / "out"
+    with parallel_config(backend="multiprocessing"), \
+            pytest.raises(ValueError, match="backend='multiprocessing' cannot survive"):
+        fastraster.rasterize_dir(sample_staged, out, n_jobs=2, backend=None, progress=False)
+    assert not out.exists() or not any(out.rglob("*.tif"))

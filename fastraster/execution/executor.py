@@ -44,6 +44,12 @@ def check_backend(backend) -> None:
     ValueError
         For ``"multiprocessing"``, which cannot survive a dead worker.
     """
+    if backend is None:  # the active joblib.parallel_config's: refused as well
+        from joblib._parallel_backends import MultiprocessingBackend
+        from joblib.parallel import get_active_backend
+
+        if isinstance(get_active_backend()[0], MultiprocessingBackend):
+            backend = "multiprocessing"
     if backend == "multiprocessing":
         # Measured: a worker killed with os._exit(3) under joblib's multiprocessing backend
         # left rasterize_dir waiting until a timeout ended it (Pool replaces the worker and
