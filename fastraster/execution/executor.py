@@ -45,10 +45,13 @@ def check_backend(backend) -> None:
         For ``"multiprocessing"``, which cannot survive a dead worker.
     """
     if backend is None:  # the active joblib.parallel_config's: refused as well
-        from joblib._parallel_backends import MultiprocessingBackend
-        from joblib.parallel import get_active_backend
-
-        if isinstance(get_active_backend()[0], MultiprocessingBackend):
+        try:  # joblib's own names (1.x); a joblib without them only loses this check
+            from joblib._parallel_backends import MultiprocessingBackend
+            from joblib.parallel import get_active_backend
+        except ImportError:
+            MultiprocessingBackend = None
+        if MultiprocessingBackend is not None and \
+                isinstance(get_active_backend()[0], MultiprocessingBackend):
             backend = "multiprocessing"
     if backend == "multiprocessing":
         # Measured: a worker killed with os._exit(3) under joblib's multiprocessing backend
