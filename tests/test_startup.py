@@ -241,6 +241,39 @@ def test_forkserver_recipe_gives_the_files_of_a_serial_run(sample_staged, tmp_pa
         np.testing.assert_array_equal(read_tif(pa)[0], read_tif(pb)[0])
 
 
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(),
+                    reason="no forkserver start method on this platform")
+def test_cli_fork_server_flag(sample_staged, tmp_path):
+    """``fastraster rasterize --fork-server``: loky's start method is the fork server, a
+    worker that dies on its first try of one tile costs nothing, and the files equal a
+    serial run's. In a subprocess: the start method is the process's."""
+    code = textwrap.dedent(f"""
+        from joblib.externals.loky.backend.context import get_start_method
+        from fastraster.cli import main
+        try:
+            main(["rasterize", {str(sample_staged)!r}, {str(tmp_path / "fs")!r}, "-q", "-j",
+                  "2", "--batch-size", "1", "--fork-server"], standalone_mode=False)
+        except SystemExit as exc:
+            print("EXIT", exc.code)
+        print("START", get_start_method())
+    """)
+    first = sorted(sample_staged.rglob("*.gpkg"))[0]
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": path,
+                               "FASTRASTER_CHAOS": f"{first.parent.name}/{first.name}=exit3@1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    assert "EXIT 0" in lines and "START forkserver" in lines, proc.stdout
+    assert "1 succeeded on a retry; 1 worker death survived" in proc.stdout, proc.stdout
+    fastraster.rasterize_dir(sample_staged, tmp_path / "serial", progress=False)
+    a, b = tif_files(tmp_path / "serial"), tif_files(tmp_path / "fs")
+    assert len(a) == len(b) == 2
+    for pa, pb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(read_tif(pa)[0], read_tif(pb)[0])
+
+
 def test_warm_up_runs_once_per_process_for_kernels_it_has_loaded(monkeypatch):
     import fastraster.pipelines.staged as p
     from fastraster.model.stats import parse_stats

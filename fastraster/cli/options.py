@@ -35,7 +35,23 @@ def parallel_options(batch_size, unit, redo, item="tile"):
         click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
                      help=f"Times a failed {item} (any cause, a dead worker included) is "
                           "tried again, in a fresh worker, before it is reported."),
+        click.option("--fork-server", is_flag=True, expose_value=False, callback=_fork_server,
+                     help="Start loky's workers by forking a server that has loaded "
+                          "fastraster once: workers (and the fresh ones of retries) start "
+                          "in ~0.05 s instead of a new interpreter's imports each (POSIX)."),
     ]
+
+
+def _fork_server(ctx, param, value):
+    """``--fork-server``: :func:`fastraster.use_fork_server` before the command runs."""
+    if value:
+        from fastraster.execution.worker import use_fork_server
+
+        try:
+            use_fork_server()
+        except RuntimeError as exc:
+            raise click.UsageError(str(exc)) from exc
+    return value
 
 
 def scheduler_option():
