@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from functools import cache
@@ -16,23 +13,6 @@ import numpy as np
 
 DENSE_TILE = (1524, 910, 13)
 TMS = "WorldCRS84Quad"
-REPO = Path(__file__).resolve().parent.parent
-
-
-def module_at(rev: str, relpath: str, name: str):
-    """The module ``relpath`` (e.g. ``fastraster/io/records.py``) as it is at git revision
-    ``rev``, loaded under ``name`` beside the working tree's package (its own imports resolve
-    to the working tree): for side-by-side measurements of one module's two versions."""
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{relpath}"],
-                         capture_output=True, text=True, check=True).stdout
-    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
-    with open(path, "w") as fh:
-        fh.write(src)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def median_ms(fn, repeats=7, warmup=1):

@@ -14,16 +14,16 @@ of an earlier run over the same tiles.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, module_at  # noqa: E402
-
-sys.path.insert(0, str(REPO))
+from side_by_side import export  # noqa: E402  (also puts the repository on sys.path)
 
 
 def _record(i, status):
@@ -45,8 +45,8 @@ def main():
     from fastraster.io import records
 
     n = args.tiles
-    impls = ((args.rev, module_at(args.rev, "fastraster/io/records.py", "records_at_rev")),
-             ("working tree", records))
+    old = importlib.import_module(export(args.rev, Path(tempfile.mkdtemp())) + ".io.records")
+    impls = ((args.rev, old), ("working tree", records))
     print(f"{n} tiles; load average {os.getloadavg()[0]:.2f}")
     print("| run | implementation | held per tile (B) |\n|---|---|---:|")
     for status, label in (("ok", "first run"), ("skipped", "resume")):

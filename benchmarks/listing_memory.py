@@ -15,16 +15,16 @@ parents) on a tree of as many empty ``.tif`` files.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, module_at  # noqa: E402
-
-sys.path.insert(0, str(REPO))
+from side_by_side import export  # noqa: E402  (also puts the repository on sys.path)
 
 
 def held_per_item(way, n):
@@ -63,7 +63,8 @@ def main():
 
     staged = make_tree(args.dir, args.files)
     out = "/scratch/project/iwp/geotiff"
-    old = module_at(args.rev, "fastraster/io/tilepaths.py", "tilepaths_at_rev")
+    package = export(args.rev, Path(tempfile.mkdtemp()))  # the package at --rev
+    old = importlib.import_module(package + ".io.tilepaths")
 
     def old_way():
         files = old.find_tiles(staged)
@@ -88,7 +89,7 @@ def main():
         print(f"| {name} | {held / args.files:.1f} | {seconds:.2f} |")
         del held_objects
     # build_pyramid's plan: the tiles found (kept for the whole run) and the first parents
-    old_pyramid = module_at(args.rev, "fastraster/pipelines/pyramid.py", "pyramid_at_rev")
+    old_pyramid = importlib.import_module(package + ".pipelines.pyramid")
     from fastraster.model.pyramid_math import parent_of
     from fastraster.pipelines import pyramid
 
