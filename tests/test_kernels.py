@@ -778,14 +778,19 @@ def check_attributes(geoms, values, grid):
             assert np.allclose(band[solid], ref[solid], rtol=1e-6, atol=1e-9), what
 
 
+def draw_polygons_and_values(data, bound):
+    """Up to 6 polygons on G16 and one value each: small integers or floats within ±bound."""
+    geoms = data.draw(polygon_lists(G16, max_size=6))
+    values = np.array(data.draw(st.lists(
+        st.one_of(st.integers(-50, 50).map(float), st.floats(-bound, bound)),
+        min_size=len(geoms), max_size=len(geoms))), dtype=np.float64)
+    return geoms, values
+
+
 @HYP
 @given(data=st.data())
 def test_attribute_statistics_vs_reference(data):
-    geoms = data.draw(polygon_lists(G16, max_size=6))
-    values = np.array(data.draw(st.lists(
-        st.one_of(st.integers(-50, 50).map(float), st.floats(-1e3, 1e3)),
-        min_size=len(geoms), max_size=len(geoms))), dtype=np.float64)
-    check_attributes(geoms, values, G16)
+    check_attributes(*draw_polygons_and_values(data, 1e3), G16)
 
 
 def check_area_mean_in_range(geoms, values, grid):
@@ -830,11 +835,7 @@ def test_area_mean_stays_in_range_where_coverage_is_tiny():
 @HYP
 @given(data=st.data())
 def test_area_mean_in_range_vs_reference(data):
-    geoms = data.draw(polygon_lists(G16, max_size=6))
-    values = np.array(data.draw(st.lists(
-        st.one_of(st.integers(-50, 50).map(float), st.floats(-1e6, 1e6)),
-        min_size=len(geoms), max_size=len(geoms))), dtype=np.float64)
-    check_area_mean_in_range(geoms, values, G16)
+    check_area_mean_in_range(*draw_polygons_and_values(data, 1e6), G16)
 
 
 def test_nojit_small_attribute_statistics():

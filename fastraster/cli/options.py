@@ -123,6 +123,14 @@ def run_quietly(function, *args, **kwargs):
             raise click.UsageError(str(exc)) from None
 
 
+def run_command(function, *args, **kwargs):
+    """A command's pipeline run: :func:`run_quietly` inside :func:`stops_cleanly`, keeping only
+    the failed records (``keep_records=False``: the CSV rows are streamed, so the command's
+    memory does not grow with the number of tiles; it prints counts and the errors)."""
+    with stops_cleanly():
+        return run_quietly(function, *args, keep_records=False, **kwargs)
+
+
 def print_errors(report) -> int:
     """Print the first :data:`SHOWN_ERRORS` errors of a report to stderr, then "... and N
     more; see <events CSV>"; the number of failed files."""

@@ -12,8 +12,7 @@ from fastraster.cli.options import (
     config_stats,
     parallel_options,
     report_exit,
-    run_quietly,
-    stops_cleanly,
+    run_command,
     tms_option,
 )
 
@@ -38,10 +37,8 @@ def pyramid(geotiffs, min_z, max_z, workers, batch_size, backend, overwrite, qui
     """
     from fastraster.pipelines.pyramid import build_pyramid
 
-    with stops_cleanly():
-        report = run_quietly(build_pyramid, geotiffs, (min_z, max_z),
-                             stats=config_stats(config), n_jobs=workers,
-                             batch_size=batch_size, backend=backend, overwrite=overwrite,
-                             progress=not quiet, tms=tms, retries=retries,
-                             keep_records=False)  # rows streamed: flat over any tile count
+    report = run_command(build_pyramid, geotiffs, (min_z, max_z),
+                         stats=config_stats(config), n_jobs=workers,
+                         batch_size=batch_size, backend=backend, overwrite=overwrite,
+                         progress=not quiet, tms=tms, retries=retries)
     sys.exit(report_exit(report))

@@ -13,9 +13,8 @@ from fastraster.cli.options import (
     on_scheduler,
     parallel_options,
     report_exit,
-    run_quietly,
+    run_command,
     scheduler_option,
-    stops_cleanly,
     tms_option,
 )
 
@@ -25,12 +24,10 @@ def run(staged, out, workers, batch_size, backend, overwrite, quiet, tms, z, til
     """``rasterize_dir`` with the command's options; prints errors and the summary line."""
     from fastraster.pipelines.staged import rasterize_dir
 
-    with stops_cleanly():
-        report = run_quietly(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
-                             stats=config_stats(config), n_jobs=workers,
-                             batch_size=batch_size, backend=backend, overwrite=overwrite,
-                             progress=not quiet, dtype=dtype, retries=retries,
-                             keep_records=False)  # rows streamed: flat over any tile count
+    report = run_command(rasterize_dir, staged, out, tms=tms, z=z, tile_size=tile_size,
+                         stats=config_stats(config), n_jobs=workers,
+                         batch_size=batch_size, backend=backend, overwrite=overwrite,
+                         progress=not quiet, dtype=dtype, retries=retries)
     report.exit_code = report_exit(report)
     return report
 

@@ -13,9 +13,8 @@ from fastraster.cli.options import (
     on_scheduler,
     parallel_options,
     report_exit,
-    run_quietly,
+    run_command,
     scheduler_option,
-    stops_cleanly,
 )
 
 
@@ -92,9 +91,6 @@ def _rules(config, z, simplify_tolerance, input_crs, ext, no_dedup, dtype):
 def _run(inputs, out, footprints, rules, workers, backend, overwrite, quiet, retries):
     from fastraster.pipelines.sources import rasterize_sources
 
-    # Only the failed records are kept (the rows go to the CSVs as tiles finish): the
-    # command prints the first errors and the counts, whatever the number of tiles.
-    with stops_cleanly():
-        return run_quietly(rasterize_sources, inputs, out, footprints=footprints,
-                           rules=rules, n_jobs=workers, backend=backend, overwrite=overwrite,
-                           progress=not quiet, keep_records=False, retries=retries)
+    return run_command(rasterize_sources, inputs, out, footprints=footprints,
+                       rules=rules, n_jobs=workers, backend=backend, overwrite=overwrite,
+                       progress=not quiet, retries=retries)

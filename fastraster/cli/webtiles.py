@@ -12,8 +12,7 @@ from fastraster.cli.options import (
     config_stats,
     parallel_options,
     report_exit,
-    run_quietly,
-    stops_cleanly,
+    run_command,
     tms_option,
 )
 
@@ -40,12 +39,10 @@ def webtiles(geotiffs, web, workers, batch_size, backend, overwrite, quiet, retr
     """
     from fastraster.pipelines.webtiles import render_web_tiles
 
-    with stops_cleanly():
-        report = run_quietly(render_web_tiles, geotiffs, web, stats=config_stats(config),
-                             summary=summary, n_jobs=workers, batch_size=batch_size,
-                             backend=backend, overwrite=overwrite, progress=not quiet,
-                             tms=tms, wmts=not no_wmts, base_url=base_url, retries=retries,
-                             keep_records=False)  # flat over any number of GeoTIFFs
+    report = run_command(render_web_tiles, geotiffs, web, stats=config_stats(config),
+                         summary=summary, n_jobs=workers, batch_size=batch_size,
+                         backend=backend, overwrite=overwrite, progress=not quiet,
+                         tms=tms, wmts=not no_wmts, base_url=base_url, retries=retries)
     code = report_exit(report)
     if getattr(report, "wmts", None):
         click.echo(f"WMTS capabilities: {report.wmts}")
