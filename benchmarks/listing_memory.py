@@ -59,7 +59,7 @@ def main():
                                                   "fastraster-listing"))
     args = ap.parse_args()
     from fastraster.io import tilepaths
-    from fastraster.pipelines.staged import _Jobs
+    from fastraster.pipelines.staged import _jobs as rasterize_jobs
 
     staged = make_tree(args.dir, args.files)
     out = "/scratch/project/iwp/geotiff"
@@ -73,7 +73,7 @@ def main():
 
     def new_way():
         files = tilepaths.find_tiles(staged)
-        return files, _Jobs(files, out)
+        return files, rasterize_jobs(files, out)
 
     print(f"{args.files} files; load average {os.getloadavg()[0]:.2f}")
     print("| implementation | held per file (B) | listing + jobs (s) |\n|---|---:|---:|")
@@ -107,7 +107,8 @@ def main():
     for name, way in ((args.rev, old_plan), ("working tree", new_plan)):
         print(f"| {name} | {held_per_item(way, args.files):.1f} |")
     # render_web_tiles' files and jobs (two statistics: two PNG paths per job)
-    from fastraster.pipelines.webtiles import _Selected, _WebJobs
+    from fastraster.pipelines.webtiles import _jobs as web_jobs
+    from fastraster.pipelines.webtiles import _selected
 
     web, names = "/scratch/project/iwp/web_tiles", ["polygon_count", "coverage"]
 
@@ -118,8 +119,8 @@ def main():
                        for f in files]
 
     def new_web():
-        files = _Selected(tilepaths.find_tiles(geotiffs, ".tif"), lambda f: f.tile is not None)
-        return files, _WebJobs(files, web, names)
+        files = _selected(tilepaths.find_tiles(geotiffs, ".tif"), None)
+        return files, web_jobs(files, web, names)
 
     print("\n| render_web_tiles files + jobs | held per GeoTIFF (B) |\n|---|---:|")
     for name, way in ((args.rev, old_web), ("working tree", new_web)):

@@ -301,3 +301,18 @@ def test_the_multiprocessing_backend_of_parallel_config_is_refused_too(sample_st
             pytest.raises(ValueError, match="backend='multiprocessing' cannot survive"):
         fastraster.rasterize_dir(sample_staged, out, n_jobs=2, backend=None, progress=False)
     assert not out.exists() or not any(out.rglob("*.tif"))
+
+
+def test_lazy_items_build_each_item_when_asked():
+    from fastraster.execution.executor import LazyItems
+
+    built = []
+    items = LazyItems(range(10, 15), lambda v: built.append(v) or v * 2)
+    assert len(items) == 5 and not built
+    assert items[0] == 20 and items[-1] == 28 and items[1:4] == [22, 24, 26]
+    assert list(items) == [20, 22, 24, 26, 28]
+    with pytest.raises(IndexError):
+        items[5]
+    with pytest.raises(IndexError):
+        items[-6]
+    assert built[:5] == [10, 14, 11, 12, 13]

@@ -19,6 +19,7 @@ still alive — the dead one held the culprit batch, the others only collateral 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 #: Tasks per joblib call for backends that cannot stream results (ray's pool-based one):
@@ -252,6 +253,27 @@ def parallel_unordered(func, arg_tuples, *, n_jobs=None, backend="loky"):
     The backend is checked (and ray registered) now, before any work.
     """
     return Executor(n_jobs, backend).map_unordered(func, arg_tuples)
+
+
+class LazyItems(Sequence):
+    """``build(source[i])`` for each element of ``source``, built when asked for: the items of
+    :func:`run_tasks` for a run of millions, where the pipeline keeps its plan compact (a
+    :class:`~fastraster.io.tilepaths.TileListing`, an array of tiles or of positions) and
+    no object per item lives longer than its task's dispatch."""
+
+    def __init__(self, source, build):
+        self.source, self.build = source, build
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"item {i} of {n}")
+        return self.build(self.source[i % n])
 
 
 def run_tasks(func, items, args=(), *, batch_size=10, n_jobs=None, backend="loky",

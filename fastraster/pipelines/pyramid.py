@@ -9,11 +9,10 @@ import os
 import time
 import warnings
 from array import array
-from collections.abc import Sequence
 
 import numpy as np
 
-from fastraster.execution.executor import run_tasks
+from fastraster.execution.executor import LazyItems, run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
 from fastraster.io.atomic import probe_writable, sweep_litter
@@ -120,19 +119,10 @@ def _parents(tiles: np.ndarray) -> np.ndarray:
                      axis=0)
 
 
-class _LevelJobs(Sequence):
-    """``(parent path, tms, tile)`` of each tile of a level (an (n, 3) array), built when its
-    task is sent."""
-
-    def __init__(self, geotiff_dir, tms, level):
-        self.geotiff_dir, self.tms, self.level = geotiff_dir, tms, level
-
-    def __len__(self):
-        return len(self.level)
-
-    def __getitem__(self, i):
-        tile = tuple(int(v) for v in self.level[i])
-        return tile_path(self.geotiff_dir, self.tms, tile), self.tms, tile
+def _level_job(geotiff_dir, tms, row):
+    """``(parent path, tms, tile)`` of one row of a level's (n, 3) array (plain ints)."""
+    tile = tuple(int(v) for v in row)
+    return tile_path(geotiff_dir, tms, tile), tms, tile
 
 
 def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidOptions, *,
@@ -155,7 +145,7 @@ def pyramid_levels(geotiff_dir, tms: str, parents, z_min: int, options: PyramidO
         z = int(level[0, 2])
         if (level[:, 2] != z).any():
             raise ValueError("parent tiles must all be of one zoom level")
-        jobs = _LevelJobs(geotiff_dir, tms, level)
+        jobs = LazyItems(level, lambda row: _level_job(geotiff_dir, tms, row))
         run = run_tasks(_build_job, jobs, (geotiff_dir, options), batch_size=batch_size,
                         n_jobs=n_jobs, backend=backend, progress=progress,
                         desc=f"pyramid z{z}", retries=retries, describe=_describe_job,

@@ -8,11 +8,10 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 
-from fastraster.execution.executor import run_tasks
+from fastraster.execution.executor import LazyItems, run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
@@ -184,20 +183,10 @@ _WARMED: list[frozenset] = []
 # ---------------------------------------------------------------------------------------------
 
 
-class _Jobs(Sequence):
-    """``(staged file, output path)`` of each file of a listing, built when its task is sent
-    (the listing is compact, :class:`~fastraster.io.tilepaths.TileListing`; a list of the
-    pairs would hold ~0.3 kB per tile in the parent for the whole run)."""
-
-    def __init__(self, files, out_dir):
-        self.files, self.out_dir = files, out_dir
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, i):
-        f = self.files[i]
-        return f, tile_path(self.out_dir, f.tms, f.tile) if f.tile else None
+def _jobs(files, out_dir) -> LazyItems:
+    """``(staged file, output path)`` of each file, built as its task is sent: a list of the
+    pairs would hold ~0.3 kB per tile in the parent for the whole run."""
+    return LazyItems(files, lambda f: (f, tile_path(out_dir, f.tms, f.tile) if f.tile else None))
 
 
 def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats=None,
@@ -287,7 +276,7 @@ def rasterize_dir(staged_dir, out_dir, *, tms=None, z=None, tile_size=256, stats
                                       overwrite=overwrite, deduplicate=deduplicate,
                                       validate=validate, cog=cog)
     files = find_tiles(staged_dir, ext, tms, z)
-    jobs = _Jobs(files, out_dir)
+    jobs = _jobs(files, out_dir)
     load_kernels(options.stats)
     run = run_tasks(rasterize_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="rasterize", retries=retries,

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
-from fastraster.execution.executor import run_tasks
+from fastraster.execution.executor import LazyItems, run_tasks
 from fastraster.execution.supervisor import RunInterrupted, annotate
 from fastraster.execution.tasks import safe_task
 from fastraster.io.atomic import probe_writable
@@ -140,34 +139,18 @@ def render_web_tiles(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=No
     return report
 
 
-class _Selected(Sequence):
-    """The items of a sequence that pass ``keep``, as the positions of those items (8 bytes
-    each; the listing itself is compact, :class:`~fastraster.io.tilepaths.TileListing`)."""
-
-    def __init__(self, items, keep):
-        self.items = items
-        self.at = np.fromiter((i for i, f in enumerate(items) if keep(f)), dtype=np.int64)
-
-    def __len__(self):
-        return len(self.at)
-
-    def __getitem__(self, i):
-        return self.items[int(self.at[i])]
+def _selected(files, z_range) -> LazyItems:
+    """The GeoTIFFs of ``files`` with a tile (in ``z_range``), held as their positions in
+    the (compact) listing: 8 bytes each."""
+    at = np.fromiter((i for i, f in enumerate(files) if f.tile is not None and (
+        z_range is None or z_range[0] <= f.tile[2] <= z_range[1])), dtype=np.int64)
+    return LazyItems(at, lambda i: files[int(i)])
 
 
-class _WebJobs(Sequence):
+def _jobs(files, web_dir, names) -> LazyItems:
     """``(GeoTIFF, tms, tile, PNG paths)`` of each GeoTIFF, built when its task is sent."""
-
-    def __init__(self, files, web_dir, names):
-        self.files, self.web_dir, self.names = files, web_dir, names
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, i):
-        f = self.files[i]
-        return (f.path, f.tms, f.tile,
-                tuple(web_tile_path(self.web_dir, n, f.tms, f.tile) for n in self.names))
+    return LazyItems(files, lambda f: (f.path, f.tms, f.tile, tuple(
+        web_tile_path(web_dir, n, f.tms, f.tile) for n in names)))
 
 
 def _report(files, records, counts, keep_records, run) -> Report:
@@ -200,8 +183,7 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
         bad = [f for f in files if f.tile is None]
         if bad:
             raise ValueError(f"{bad[0].path}: {bad[0].problem}")
-    files = _Selected(files, lambda f: f.tile is not None and (
-        z_range is None or z_range[0] <= f.tile[2] <= z_range[1]))
+    files = _selected(files, z_range)
     if summary is None:
         csv_path = os.path.join(geotiff_dir, SUMMARY_CSV)
         ranges = zoom_ranges(csv_path) if os.path.exists(csv_path) else \
@@ -211,7 +193,7 @@ def web_tiles_run(geotiff_dir, web_dir, *, stats=None, z_range=None, paths=None,
     else:
         ranges = zoom_ranges(summary)
     options = dataclasses.replace(options, ranges=ranges)
-    jobs = _WebJobs(files, web_dir, [s.name for s in options.stats])
+    jobs = _jobs(files, web_dir, [s.name for s in options.stats])
     run = run_tasks(_render_job, jobs, (options,), batch_size=batch_size, n_jobs=n_jobs,
                     backend=backend, progress=progress, desc="webtiles", retries=retries,
                     describe=_describe_job, work_dir=web_dir,

@@ -6,7 +6,7 @@ dedup, one AND per row), through the package's statistics
 :func:`~fastraster.io.geotiff.write_geotiff` as the staged pipeline.
 
 :func:`plan_tiles` turns the map pass's records into compact arrays (no Python object per
-tile or slice in the driver); :class:`TileJobs` hands the supervised executor one
+tile or slice in the driver); :meth:`TileTask.jobs` hands the supervised executor one
 :class:`TileJob` at a time, built from them on demand, so a dead worker costs only the tile
 it was running and a failed tile is retried alone (:func:`reduce_job`). The tiles of a batch
 share their open scene files (:func:`close_readers` after each batch).
@@ -18,11 +18,11 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from fastraster.execution.executor import LazyItems
 from fastraster.execution.tasks import safe_task
 from fastraster.execution.worker import prepare_worker
 from fastraster.io.geotiff import write_geotiff
@@ -173,9 +173,10 @@ class TileTask:
     def __len__(self) -> int:
         return self.keys.shape[0]
 
-    def jobs(self, rules: PdgSourceRules, out_dir) -> TileJobs:
+    def jobs(self, rules: PdgSourceRules, out_dir) -> LazyItems:
         """The tiles as :class:`TileJob` s (a sequence building each on access)."""
-        return TileJobs(self, rules, out_dir)
+        out_dir = os.fspath(out_dir)
+        return LazyItems(range(len(self)), lambda i: self.job(i, rules, out_dir))
 
     def job(self, i: int, rules: PdgSourceRules, out_dir) -> TileJob:
         """Tile ``i`` as a :class:`TileJob`."""
@@ -188,29 +189,11 @@ class TileTask:
                              for sid, b, a, e in sl.tolist()))
 
 
-class TileJobs(Sequence):
-    """The tiles of a :class:`TileTask` as :class:`TileJob` s, each built when it is asked
-    for: the executor keeps the plan's arrays, not one object per tile."""
-
-    def __init__(self, task: TileTask | None, rules: PdgSourceRules, out_dir):
-        self.task, self.rules, self.out_dir = task, rules, os.fspath(out_dir)
-
-    def __len__(self) -> int:
-        return 0 if self.task is None else len(self.task)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"tile {i} of {n}")
-        return self.task.job(i % n, self.rules, self.out_dir)
-
-
-def tile_jobs(scene_recs, neighbours: dict, rules: PdgSourceRules, out_dir) -> TileJobs:
-    """Every tile any scene is present in, in Z-order, as :class:`TileJobs`."""
+def tile_jobs(scene_recs, neighbours: dict, rules: PdgSourceRules, out_dir) -> LazyItems:
+    """Every tile any scene is present in, in Z-order, as :class:`TileJob` s built on
+    access (:meth:`TileTask.jobs`)."""
     tasks = plan_tiles(scene_recs, neighbours, tiles_per_task=n_tiles(scene_recs))
-    return TileJobs(tasks[0] if tasks else None, rules, out_dir)
+    return tasks[0].jobs(rules, out_dir) if tasks else LazyItems((), None)
 
 
 def plan_tiles(scene_recs, neighbours: dict, tiles_per_task: int = 64) -> list[TileTask]:
